@@ -1,0 +1,48 @@
+/**
+ * Every error wsfrp raises is a WsfrpError with a stable `code` (listed in docs/ERRORS.md).
+ * `instanceof` works across duplicate copies of the package through a Symbol.for brand.
+ */
+const BRAND = Symbol.for('wsfrp.error')
+
+export type ErrorCode =
+  // yamux / mux layer
+  | 'ERR_MUX_PROTOCOL'
+  | 'ERR_MUX_SESSION_CLOSED'
+  | 'ERR_MUX_GO_AWAY'
+  | 'ERR_MUX_STREAM_RESET'
+  | 'ERR_MUX_STREAM_LIMIT'
+  | 'ERR_MUX_STREAMS_EXHAUSTED'
+  | 'ERR_MUX_PING_TIMEOUT'
+  | 'ERR_MUX_RECEIVE_BUDGET'
+  // conn layer
+  | 'ERR_CONN_CLOSED'
+  | 'ERR_CONN_ABORTED'
+  // frp message layer
+  | 'ERR_MSG_PROTOCOL'
+  | 'ERR_MSG_TOO_LARGE'
+  // frp session layer
+  | 'ERR_LOGIN_FAILED'
+  | 'ERR_AUTH'
+  | 'ERR_TIMEOUT'
+  | 'ERR_CONFIG'
+  | 'ERR_PROXY'
+
+export class WsfrpError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'WsfrpError'
+  }
+  get [BRAND](): true {
+    return true
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+  }
+}
+
+/** True only for WsfrpError instances with the given code (a plain Error is never a match). */
+export function isWsfrpError(err: unknown, code?: ErrorCode): err is WsfrpError {
+  return err instanceof WsfrpError && (code === undefined || err.code === code)
+}
