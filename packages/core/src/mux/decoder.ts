@@ -1,0 +1,97 @@
+import { WsfrpError } from '../errors.js'
+import { FrameType, HEADER_LENGTH, PROTOCOL_VERSION } from './frame.js'
+
+/**
+ * Receives decoded frames. For a Data frame, `onFrame` comes first, then the payload as zero or
+ * more `onPayload` slices (views into the transport's chunks, never copies), then `onPayloadEnd`.
+ * Other frame types carry no payload: only `onFrame`.
+ */
+export interface FrameHandler {
+  onFrame(type: number, flags: number, streamId: number, length: number): void
+  onPayload(chunk: Uint8Array): void
+  onPayloadEnd(): void
+}
+
+/**
+ * Incremental yamux decoder. A header or a payload may be split over any number of transport
+ * chunks (WebSocket messages or TCP reads carry no frame boundaries: frp-wire-protocol.md §2.3),
+ * and one chunk may hold many frames. Only a split header is ever copied (at most 12 bytes).
+ *
+ * Throws WsfrpError('ERR_MUX_PROTOCOL') on a bad version, an unknown type or a Data frame longer
+ * than `maxDataLength`; after a throw the decoder must not be used again.
+ */
+export class FrameDecoder {
+  private readonly header = new Uint8Array(HEADER_LENGTH)
+  private headerFill = 0
+  /** Payload bytes still expected for the current Data frame; -1 when reading a header. */
+  private payloadLeft = -1
+  private failed = false
+
+  constructor(
+    private readonly handler: FrameHandler,
+    /** Largest Data payload accepted, in bytes. The session passes its largest window. */
+    private readonly maxDataLength: number,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    if (this.failed) throw new WsfrpError('ERR_MUX_PROTOCOL', 'decoder used after a protocol error')
+    let off = 0
+    const len = chunk.length
+    while (off < len) {
+      if (this.payloadLeft >= 0) {
+        const n = Math.min(this.payloadLeft, len - off)
+        this.payloadLeft -= n
+        // A whole chunk that is exactly the payload is passed through without even a subarray.
+        this.handler.onPayload(off === 0 && n === len ? chunk : chunk.subarray(off, off + n))
+        off += n
+        if (this.payloadLeft === 0) {
+          this.payloadLeft = -1
+          this.handler.onPayloadEnd()
+        }
+        continue
+      }
+      let h: Uint8Array
+      let ho: number
+      if (this.headerFill === 0 && len - off >= HEADER_LENGTH) {
+        h = chunk
+        ho = off
+        off += HEADER_LENGTH
+      } else {
+        const n = Math.min(HEADER_LENGTH - this.headerFill, len - off)
+        this.header.set(chunk.subarray(off, off + n), this.headerFill)
+        this.headerFill += n
+        off += n
+        if (this.headerFill < HEADER_LENGTH) return
+        this.headerFill = 0
+        h = this.header
+        ho = 0
+      }
+      this.onHeader(h, ho)
+    }
+  }
+
+  private onHeader(h: Uint8Array, o: number): void {
+    const version = h[o]!
+    const type = h[o + 1]!
+    const flags = (h[o + 2]! << 8) | h[o + 3]!
+    const streamId = ((h[o + 4]! << 24) | (h[o + 5]! << 16) | (h[o + 6]! << 8) | h[o + 7]!) >>> 0
+    const length = ((h[o + 8]! << 24) | (h[o + 9]! << 16) | (h[o + 10]! << 8) | h[o + 11]!) >>> 0
+    if (version !== PROTOCOL_VERSION) this.fail(`unsupported yamux version ${version}`)
+    if (type > FrameType.GoAway) this.fail(`unknown yamux frame type ${type}`)
+    if (type === FrameType.Data) {
+      if (length > this.maxDataLength) {
+        this.fail(`data frame of ${length} bytes exceeds the limit of ${this.maxDataLength}`)
+      }
+      this.handler.onFrame(type, flags, streamId, length)
+      if (length === 0) this.handler.onPayloadEnd()
+      else this.payloadLeft = length
+    } else {
+      this.handler.onFrame(type, flags, streamId, length)
+    }
+  }
+
+  private fail(message: string): never {
+    this.failed = true
+    throw new WsfrpError('ERR_MUX_PROTOCOL', message)
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * yamux framing constants, as defined by hashicorp/yamux `spec.md` ("Framing", "Type field",
+ * "Flag field", "StreamID field", "Length field") and used unchanged by frp (tcp_mux).
+ *
+ * Header, 12 bytes, big endian:
+ *   version u8 (always 0) | type u8 | flags u16 | stream id u32 | length u32
+ * `length` is the payload size for Data, the window delta for WindowUpdate, the opaque value for
+ * Ping and the error code for GoAway.
+ */
+export const HEADER_LENGTH = 12
+export const PROTOCOL_VERSION = 0
+
+/** spec.md "Type field". */
+export const FrameType = {
+  /** Carries stream data; `length` bytes of payload follow. */
+  Data: 0,
+  /** Grows the receiver's window by `length`; also carries SYN/ACK/FIN/RST without data. */
+  WindowUpdate: 1,
+  /** Liveness and RTT. SYN asks, ACK answers with the same opaque `length`. Stream id 0. */
+  Ping: 2,
+  /** Session termination; `length` is a GoAwayCode. Stream id 0. */
+  GoAway: 3,
+} as const
+export type FrameType = (typeof FrameType)[keyof typeof FrameType]
+
+/** spec.md "Flag field". */
+export const Flag = {
+  /** Opens a new stream (or, on Ping, asks for an answer). */
+  SYN: 1,
+  /** Acknowledges a new stream (or answers a Ping). */
+  ACK: 2,
+  /** Half-close: the sender will send no more data on this stream. */
+  FIN: 4,
+  /** Resets the stream at once. */
+  RST: 8,
+} as const
+
+/** spec.md "GoAway" error codes. */
+export const GoAwayCode = {
+  Normal: 0,
+  ProtocolError: 1,
+  InternalError: 2,
+} as const
+export type GoAwayCode = (typeof GoAwayCode)[keyof typeof GoAwayCode]
+
+/** Every stream starts with this receive window on both sides (spec.md "Flow Control"). */
+export const INITIAL_STREAM_WINDOW = 256 * 1024
+
+export function encodeHeader(type: number, flags: number, streamId: number, length: number): Uint8Array {
+  const h = new Uint8Array(HEADER_LENGTH)
+  writeHeader(h, 0, type, flags, streamId, length)
+  return h
+}
+
+export function writeHeader(
+  out: Uint8Array,
+  off: number,
+  type: number,
+  flags: number,
+  streamId: number,
+  length: number,
+): void {
+  out[off] = PROTOCOL_VERSION
+  out[off + 1] = type
+  out[off + 2] = flags >>> 8
+  out[off + 3] = flags & 0xff
+  out[off + 4] = streamId >>> 24
+  out[off + 5] = (streamId >>> 16) & 0xff
+  out[off + 6] = (streamId >>> 8) & 0xff
+  out[off + 7] = streamId & 0xff
+  out[off + 8] = length >>> 24
+  out[off + 9] = (length >>> 16) & 0xff
+  out[off + 10] = (length >>> 8) & 0xff
+  out[off + 11] = length & 0xff
+}
+
+/** A decoded header. */
+export interface FrameHeader {
+  type: number
+  flags: number
+  streamId: number
+  length: number
+}
