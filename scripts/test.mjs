@@ -7,7 +7,7 @@
 //
 // usage: node scripts/test.mjs [unit|e2e|all] [--only substring]
 import { spawn } from 'node:child_process'
-import { readdirSync, statSync, mkdirSync, readFileSync, existsSync } from 'node:fs'
+import { readdirSync, statSync, mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,7 +40,8 @@ console.log(`test: ${files.length} files (${suite})`)
 
 const outDir = join(root, '.test-results')
 mkdirSync(outDir, { recursive: true })
-const tapFile = join(outDir, `${suite}.tap`)
+// One file per run: several runs may share the tree (and CI keeps only the last one's figures).
+const tapFile = join(outDir, `${suite}-${process.pid}.tap`)
 const nodeArgs = [
   '--conditions=wsfrp-source',
   '--import',
@@ -69,6 +70,7 @@ child.on('exit', (code, signal) => {
   } catch {
     // no TAP file: the runner died before reporting
   }
+  rmSync(tapFile, { force: true })
   console.log(`${pass} passed, ${fail} failed`)
   if (signal) process.exit(1)
   if (tests === 0 || pass === 0) {

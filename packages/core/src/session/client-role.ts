@@ -1,0 +1,288 @@
+import type { Conn } from '../conn.js'
+import { pipe } from '../conn.js'
+import { WsfrpError } from '../errors.js'
+import { noopLogger, type Logger } from '../log.js'
+import { YamuxSession } from '../mux/session.js'
+import type { YamuxOptions } from '../mux/config.js'
+import { encodeMessage } from '../msg/codec.js'
+import type { Message, NewProxy, StartWorkConn } from '../msg/types.js'
+import type { CryptoProvider } from '../crypto/ports.js'
+import { authKey, deriveKey } from '../crypto/key.js'
+import { cryptoConn } from '../crypto/crypto-conn.js'
+import { MessageChannel } from './channel.js'
+import { nowSeconds, readMessageWithin } from './util.js'
+import { TOKEN_MISMATCH } from './server-role.js'
+
+/**
+ * The version we announce in Login. frps ≤ 0.51 refuses anything below 0.18.0 and compares
+ * "X.Y.Z" numerically (frp-wire-protocol.md §7.5), so we speak as the frp release whose wire
+ * protocol we implement, and name ourselves in `metas`.
+ */
+export const FRP_COMPAT_VERSION = '0.44.0'
+
+export interface ClientProxy {
+  /** Proxy name as configured (without the `user.` prefix frp adds on the wire). */
+  name: string
+  type: 'tcp' | 'http'
+  /** NewProxy fields besides the name and type: remote_port, custom_domains, use_encryption, … */
+  fields: Omit<NewProxy, 'type' | 'proxy_name' | 'proxy_type'>
+}
+
+export type ProxyStatus = 'running' | 'error' | 'closed'
+
+export interface ClientRoleOptions {
+  token: string
+  crypto: CryptoProvider
+  /** frp `user`: proxy names go on the wire as `user.name`. */
+  user?: string
+  /** The previous run id, on reconnect, so that the server replaces our old control. */
+  runId?: string
+  /** Work streams the server should keep ready. Default 1. */
+  poolCount?: number
+  metas?: Record<string, string>
+  /** Reported in Login: `os`, `arch`, `hostname`. */
+  platform?: { os?: string; arch?: string; hostname?: string }
+  proxies: ClientProxy[]
+  /** Connects to the local target of a work stream (a TCP socket in Node, a handler in a browser). */
+  dialTarget(proxy: ClientProxy, start: StartWorkConn): Promise<Conn>
+  /** Application heartbeat (Ping) interval in ms; -1 disables (yamux keep-alive does the job). Default -1. */
+  heartbeatIntervalMs?: number
+  /** Close the session when no Pong came for this long, in ms; -1 disables. Default -1. */
+  heartbeatTimeoutMs?: number
+  /** Also authenticate Ping/NewWorkConn (frp `auth.additionalScopes`). */
+  additionalScopes?: readonly ('HeartBeats' | 'NewWorkConns')[]
+  /** Deadline for LoginResp, in ms. Default 10,000 (frpc waits 10 s). */
+  loginTimeoutMs?: number
+  logger?: Logger
+  yamux?: Partial<YamuxOptions>
+  onProxyStatus?(name: string, status: ProxyStatus, detail: string): void
+}
+
+/**
+ * The frpc role over one transport: login, proxy registration, and work streams opened on the
+ * server's ReqWorkConn and joined to local targets. One instance per connection; reconnecting is
+ * the caller's loop (it passes the previous run id back in).
+ */
+export class FrpClientRole {
+  private readonly mux: YamuxSession
+  private readonly log: Logger
+  private readonly key: Uint8Array
+  private readonly proxies = new Map<string, ClientProxy>()
+  private channel: MessageChannel | undefined
+  private runId = ''
+  private heartbeatTimer: unknown = undefined
+  private lastPong = 0
+  private closing = false
+  /** Resolves when the session ends: undefined after a local close(), else the cause. */
+  readonly closed: Promise<Error | undefined>
+
+  constructor(
+    transport: Conn,
+    private readonly opts: ClientRoleOptions,
+  ) {
+    this.log = opts.logger ?? noopLogger
+    this.key = deriveKey(opts.crypto, opts.token)
+    for (const p of opts.proxies) this.proxies.set(p.name, p)
+    this.mux = new YamuxSession(transport, {
+      ...opts.yamux,
+      logger: this.log,
+      client: true,
+      // frps never opens streams (frp-wire-protocol.md §4.3); refuse any that arrive.
+      onStream: (s) => s.reset(),
+    })
+    this.closed = this.mux.closed.then((err) => {
+      clearTimeout(this.heartbeatTimer)
+      if (this.closing) return undefined
+      return err ?? new WsfrpError('ERR_CONN_CLOSED', 'the server closed the connection')
+    })
+  }
+
+  /** The yamux session (for stats). */
+  get session(): YamuxSession {
+    return this.mux
+  }
+
+  /** Logs in and registers every proxy. Rejects with ERR_AUTH (token refused) or ERR_LOGIN_FAILED. */
+  async login(): Promise<{ runId: string; serverVersion: string }> {
+    const s = this.mux.open()
+    const ts = nowSeconds()
+    const p = this.opts.platform ?? {}
+    s.write(
+      encodeMessage({
+        type: 'Login',
+        version: FRP_COMPAT_VERSION,
+        hostname: p.hostname,
+        os: p.os,
+        arch: p.arch,
+        user: this.opts.user,
+        privilege_key: authKey(this.opts.crypto, this.opts.token, ts),
+        timestamp: ts,
+        run_id: this.opts.runId,
+        metas: this.opts.metas,
+        pool_count: this.opts.poolCount ?? 1,
+      }),
+    )
+    let resp: Message
+    let conn: Conn
+    try {
+      ;({ msg: resp, conn } = await readMessageWithin(s, this.opts.loginTimeoutMs ?? 10_000, 'waiting for LoginResp'))
+    } catch (err) {
+      this.close()
+      throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    }
+    if (resp.type !== 'LoginResp') {
+      conn.destroy()
+      this.close()
+      throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: the server answered ${resp.type} instead of LoginResp`)
+    }
+    if (resp.error) {
+      conn.destroy()
+      this.close()
+      const code = resp.error === TOKEN_MISMATCH || /token|auth/i.test(resp.error) ? 'ERR_AUTH' : 'ERR_LOGIN_FAILED'
+      throw new WsfrpError(code, resp.error)
+    }
+    this.runId = resp.run_id ?? ''
+    this.log.info('logged in', { runId: this.runId, serverVersion: resp.version })
+    this.channel = new MessageChannel(cryptoConn(conn, this.key, this.opts.crypto), {
+      onMessage: (m) => this.onMessage(m),
+      onClose: (err) => {
+        if (!this.closing) this.log.warn('control stream closed', err ? { error: err.message } : undefined)
+        this.mux.close(err)
+      },
+    })
+    for (const proxy of this.proxies.values()) this.sendNewProxy(proxy)
+    this.startHeartbeat()
+    return { runId: this.runId, serverVersion: resp.version ?? '' }
+  }
+
+  addProxy(p: ClientProxy): void {
+    this.proxies.set(p.name, p)
+    if (this.channel) this.sendNewProxy(p)
+  }
+
+  removeProxy(name: string): void {
+    if (!this.proxies.delete(name)) return
+    this.channel?.send({ type: 'CloseProxy', proxy_name: this.wireName(name) })
+    this.opts.onProxyStatus?.(name, 'closed', 'removed')
+  }
+
+  /** GoAway, then close the transport. */
+  close(): void {
+    if (this.closing) return
+    this.closing = true
+    clearTimeout(this.heartbeatTimer)
+    this.mux.close()
+  }
+
+  private wireName(name: string): string {
+    return this.opts.user ? `${this.opts.user}.${name}` : name
+  }
+
+  private localName(wire: string): string {
+    const prefix = this.opts.user ? `${this.opts.user}.` : ''
+    return prefix && wire.startsWith(prefix) ? wire.slice(prefix.length) : wire
+  }
+
+  private sendNewProxy(p: ClientProxy): void {
+    this.channel!.send({ ...p.fields, type: 'NewProxy', proxy_name: this.wireName(p.name), proxy_type: p.type })
+  }
+
+  private onMessage(m: Message): void {
+    switch (m.type) {
+      case 'ReqWorkConn':
+        void this.openWorkConn()
+        return
+      case 'NewProxyResp': {
+        const name = this.localName(m.proxy_name ?? '')
+        if (m.error) {
+          this.log.warn('proxy start error', { proxy: name, error: m.error })
+          this.opts.onProxyStatus?.(name, 'error', m.error)
+        } else {
+          this.log.info('proxy started', { proxy: name, remote: m.remote_addr })
+          this.opts.onProxyStatus?.(name, 'running', m.remote_addr ?? '')
+        }
+        return
+      }
+      case 'Pong':
+        this.lastPong = Date.now()
+        if (m.error) {
+          this.log.warn('heartbeat refused by the server: closing', { error: m.error })
+          this.mux.close(new WsfrpError('ERR_AUTH', m.error))
+        }
+        return
+      default:
+        this.log.debug('ignoring an unexpected control message', { type: m.type })
+    }
+  }
+
+  private async openWorkConn(): Promise<void> {
+    let stream: Conn
+    try {
+      stream = this.mux.open()
+    } catch (err) {
+      this.log.debug('cannot open a work stream', { error: (err as Error).message })
+      return
+    }
+    const scoped = this.opts.additionalScopes?.includes('NewWorkConns')
+    const ts = nowSeconds()
+    stream.write(
+      encodeMessage({
+        type: 'NewWorkConn',
+        run_id: this.runId,
+        ...(scoped ? { privilege_key: authKey(this.opts.crypto, this.opts.token, ts), timestamp: ts } : {}),
+      }),
+    )
+    let start: Message
+    let work: Conn
+    try {
+      // frpc waits without a deadline: a pooled work stream may sit idle for a long time.
+      ;({ msg: start, conn: work } = await readMessageWithin(stream, 0, 'work stream'))
+    } catch {
+      return // session closed, or the server dropped a surplus stream
+    }
+    if (start.type !== 'StartWorkConn' || start.error) {
+      if (start.type === 'StartWorkConn') this.log.warn('the server refused a work connection', { error: start.error })
+      work.destroy()
+      return
+    }
+    const name = this.localName(start.proxy_name ?? '')
+    const proxy = this.proxies.get(name)
+    if (!proxy) {
+      this.log.warn('work connection for an unknown proxy', { proxy: name })
+      work.destroy()
+      return
+    }
+    if (proxy.fields.use_encryption) work = cryptoConn(work, this.key, this.opts.crypto)
+    let target: Conn
+    try {
+      target = await this.opts.dialTarget(proxy, start)
+    } catch (err) {
+      this.log.warn('cannot reach the local service', { proxy: name, error: err instanceof Error ? err.message : String(err) })
+      work.destroy()
+      return
+    }
+    pipe(work, target).catch((err: Error) => this.log.debug('work connection ended with an error', { proxy: name, error: err.message }))
+  }
+
+  private startHeartbeat(): void {
+    const every = this.opts.heartbeatIntervalMs ?? -1
+    if (every <= 0) return
+    const timeout = this.opts.heartbeatTimeoutMs ?? -1
+    this.lastPong = Date.now()
+    const tick = (): void => {
+      if (this.closing || !this.channel || this.channel.isClosed) return
+      if (timeout > 0 && Date.now() - this.lastPong > timeout) {
+        this.log.warn('heartbeat timeout: closing the session', { timeoutMs: timeout })
+        this.mux.close(new WsfrpError('ERR_TIMEOUT', `no Pong for ${timeout} ms`))
+        return
+      }
+      const ts = nowSeconds()
+      const scoped = this.opts.additionalScopes?.includes('HeartBeats')
+      this.channel.send({ type: 'Ping', ...(scoped ? { privilege_key: authKey(this.opts.crypto, this.opts.token, ts), timestamp: ts } : {}) })
+      this.heartbeatTimer = setTimeout(tick, every)
+      ;(this.heartbeatTimer as { unref?: () => void }).unref?.()
+    }
+    this.heartbeatTimer = setTimeout(tick, every)
+    ;(this.heartbeatTimer as { unref?: () => void }).unref?.()
+  }
+}
