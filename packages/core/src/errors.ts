@@ -17,9 +17,13 @@ export type ErrorCode =
   // conn layer
   | 'ERR_CONN_CLOSED'
   | 'ERR_CONN_ABORTED'
+  /** A transport could not be established: refused, DNS, TLS, or a WebSocket handshake that was not a 101. */
+  | 'ERR_CONNECT'
   // frp message layer
   | 'ERR_MSG_PROTOCOL'
   | 'ERR_MSG_TOO_LARGE'
+  // crypto layer (bad key/IV length, stream ended inside the peer's IV)
+  | 'ERR_CRYPTO'
   // frp session layer
   | 'ERR_LOGIN_FAILED'
   | 'ERR_AUTH'

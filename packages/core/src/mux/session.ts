@@ -1,4 +1,5 @@
 import type { Conn, ConnSink } from '../conn.js'
+import { clearTimer, setTimer, type Timer } from '../timers.js'
 import { WsfrpError } from '../errors.js'
 import { noopLogger, type Logger } from '../log.js'
 import { concatBytes } from '../bytes/concat.js'
@@ -14,7 +15,7 @@ interface PendingPing {
   start: number
   resolve: (rttMs: number) => void
   reject: (err: Error) => void
-  timer: unknown
+  timer: Timer
 }
 
 /** Counters for metrics and tests. */
@@ -64,7 +65,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
   private bytesOut = 0
   private pings = new Map<number, PendingPing>()
   private nextPingId = 1
-  private keepAliveTimer: unknown = undefined
+  private keepAliveTimer: Timer | undefined = undefined
   private lastRtt = -1
   /** Stream receiving the current Data frame's payload (undefined: discard it). */
   private payloadTarget: YamuxStream | undefined = undefined
@@ -156,7 +157,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
     const id = this.nextPingId
     this.nextPingId = this.nextPingId >= 0xffffffff ? 1 : this.nextPingId + 1
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = setTimer(() => {
         this.pings.delete(id)
         reject(new WsfrpError('ERR_MUX_PING_TIMEOUT', `no ping answer within ${this.opts.pingTimeout} ms`))
       }, this.opts.pingTimeout)
@@ -208,7 +209,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
           const p = this.pings.get(length)
           if (!p) return
           this.pings.delete(length)
-          clearTimeout(p.timer)
+          clearTimer(p.timer)
           this.lastRtt = performance.now() - p.start
           p.resolve(this.lastRtt)
         }
@@ -429,7 +430,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
 
   private scheduleKeepAlive(): void {
     if (this.opts.keepAliveInterval === 0 || this.isClosed) return
-    this.keepAliveTimer = setTimeout(() => {
+    this.keepAliveTimer = setTimer(() => {
       this.ping().then(
         () => this.scheduleKeepAlive(),
         (err: Error) => {
@@ -439,8 +440,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
           this.terminate(err, err)
         },
       )
-    }, this.opts.keepAliveInterval)
-    unrefTimer(this.keepAliveTimer)
+    }, this.opts.keepAliveInterval, { unref: true })
   }
 
   private protocolError(err: WsfrpError, code: GoAwayCode = GoAwayCode.ProtocolError): void {
@@ -460,9 +460,9 @@ export class YamuxSession implements StreamHost, FrameHandler {
   private terminate(cause: Error | undefined, streamErr: Error): void {
     if (this.isClosed) return
     this.isClosed = true
-    clearTimeout(this.keepAliveTimer)
+    clearTimer(this.keepAliveTimer)
     for (const p of this.pings.values()) {
-      clearTimeout(p.timer)
+      clearTimer(p.timer)
       p.reject(streamErr)
     }
     this.pings.clear()
@@ -473,9 +473,4 @@ export class YamuxSession implements StreamHost, FrameHandler {
     this.readyHead = 0
     this.resolveClosed(cause)
   }
-}
-
-function unrefTimer(t: unknown): void {
-  // Node timers keep the process alive; keep-alive timers must not (the transport already does).
-  ;(t as { unref?: () => void } | undefined)?.unref?.()
 }

@@ -40,7 +40,10 @@ const S_STARTED = 1024
  * Send: `write()` queues; the session moves queued bytes into frames as window and transport allow.
  */
 export class YamuxStream implements Conn {
-  readonly canPause = true
+  /** Always true: pausing stops window credit, so the peer stops sending. */
+  get canPause(): boolean {
+    return true
+  }
   /** @internal */ state = 0
   /** @internal */ sink: ConnSink | undefined = undefined
   /** @internal Peer credit left: bytes we may still send. */ sendWindow = INITIAL_STREAM_WINDOW
@@ -182,6 +185,8 @@ export class YamuxStream implements Conn {
         q.shift()
         this.sendHeadOffset = 0
       }
+      // An idle stream keeps no empty array around (10,000 idle streams: every byte counts).
+      if (q.length === 0) this.sendQueue = undefined
     } else {
       // Several small writes: copy them into one frame rather than paying a header for each.
       const n = Math.min(max, this.sendQueued)
@@ -199,6 +204,7 @@ export class YamuxStream implements Conn {
         }
       }
     }
+    if (q.length === 0) this.sendQueue = undefined
     this.sendQueued -= out.length
     this.sendWindow -= out.length
     return out
@@ -246,6 +252,7 @@ export class YamuxStream implements Conn {
       this.host.buffered(-piece.length)
       this.sink!.onData(piece)
     }
+    if (this.recvBuf && this.recvBuf.length === 0) this.recvBuf = undefined
     if (this.state & S_CLOSED) return
     this.consumed()
     if (this.recvBuffered === 0 && (this.state & (S_REMOTE_FIN | S_PAUSED | S_STARTED)) === (S_REMOTE_FIN | S_STARTED)) {

@@ -1,4 +1,5 @@
 import type { Conn } from '../conn.js'
+import { clearTimer, setTimer, type Timer } from '../timers.js'
 import { pipe } from '../conn.js'
 import { WsfrpError } from '../errors.js'
 import { noopLogger, type Logger } from '../log.js'
@@ -70,7 +71,7 @@ export class FrpClientRole {
   private readonly proxies = new Map<string, ClientProxy>()
   private channel: MessageChannel | undefined
   private runId = ''
-  private heartbeatTimer: unknown = undefined
+  private heartbeatTimer: Timer | undefined = undefined
   private lastPong = 0
   private closing = false
   /** Resolves when the session ends: undefined after a local close(), else the cause. */
@@ -91,7 +92,7 @@ export class FrpClientRole {
       onStream: (s) => s.reset(),
     })
     this.closed = this.mux.closed.then((err) => {
-      clearTimeout(this.heartbeatTimer)
+      clearTimer(this.heartbeatTimer)
       if (this.closing) return undefined
       return err ?? new WsfrpError('ERR_CONN_CLOSED', 'the server closed the connection')
     })
@@ -170,7 +171,7 @@ export class FrpClientRole {
   close(): void {
     if (this.closing) return
     this.closing = true
-    clearTimeout(this.heartbeatTimer)
+    clearTimer(this.heartbeatTimer)
     this.mux.close()
   }
 
@@ -279,10 +280,8 @@ export class FrpClientRole {
       const ts = nowSeconds()
       const scoped = this.opts.additionalScopes?.includes('HeartBeats')
       this.channel.send({ type: 'Ping', ...(scoped ? { privilege_key: authKey(this.opts.crypto, this.opts.token, ts), timestamp: ts } : {}) })
-      this.heartbeatTimer = setTimeout(tick, every)
-      ;(this.heartbeatTimer as { unref?: () => void }).unref?.()
+      this.heartbeatTimer = setTimer(tick, every, { unref: true })
     }
-    this.heartbeatTimer = setTimeout(tick, every)
-    ;(this.heartbeatTimer as { unref?: () => void }).unref?.()
+    this.heartbeatTimer = setTimer(tick, every, { unref: true })
   }
 }

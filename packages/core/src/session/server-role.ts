@@ -1,4 +1,5 @@
 import type { Conn } from '../conn.js'
+import { clearTimer, setTimer, type Timer } from '../timers.js'
 import { WsfrpError } from '../errors.js'
 import { noopLogger, type Logger } from '../log.js'
 import { YamuxSession } from '../mux/session.js'
@@ -228,7 +229,7 @@ function drainSink(conn: Conn): Parameters<Conn['start']>[0] {
 interface Waiter {
   resolve: (c: Conn) => void
   reject: (e: Error) => void
-  timer: unknown
+  timer: Timer
 }
 
 /** Surplus idle work streams kept beyond the pool size before new ones are closed (frps: pool_count + 10). */
@@ -348,7 +349,7 @@ class ServerControl implements ControlHandle {
     if (this.requested > 0) this.requested--
     const w = this.waiters.shift()
     if (w) {
-      clearTimeout(w.timer)
+      clearTimer(w.timer)
       w.resolve(conn)
     } else if (this.idle.length < this.poolSize + POOL_SLACK) {
       this.idle.push(conn)
@@ -369,7 +370,7 @@ class ServerControl implements ControlHandle {
       const w: Waiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: setTimer(() => {
           const i = this.waiters.indexOf(w)
           if (i >= 0) this.waiters.splice(i, 1)
           reject(new WsfrpError('ERR_TIMEOUT', `no work connection from client ${this.runId} within ${this.opts.userConnTimeoutMs} ms`))
@@ -408,7 +409,7 @@ class ServerControl implements ControlHandle {
     this.proxyDefs.clear()
     for (const c of this.idle.splice(0)) c.destroy()
     for (const w of this.waiters.splice(0)) {
-      clearTimeout(w.timer)
+      clearTimer(w.timer)
       w.reject(new WsfrpError('ERR_CONN_CLOSED', `client ${this.runId} went away: ${reason ?? 'closed'}`))
     }
     this.channel.destroy()

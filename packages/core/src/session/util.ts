@@ -1,4 +1,5 @@
 import type { Conn } from '../conn.js'
+import { clearTimer, setTimer } from '../timers.js'
 import { WsfrpError } from '../errors.js'
 import { readMessage, type ReadMessageResult } from '../msg/read-message.js'
 import type { MessageCodecOptions } from '../msg/codec.js'
@@ -7,17 +8,17 @@ import type { MessageCodecOptions } from '../msg/codec.js'
 export function readMessageWithin(conn: Conn, ms: number, what: string, codec?: MessageCodecOptions): Promise<ReadMessageResult> {
   if (ms <= 0) return readMessage(conn, codec)
   let timedOut = false
-  const timer = setTimeout(() => {
+  const timer = setTimer(() => {
     timedOut = true
     conn.destroy(new WsfrpError('ERR_TIMEOUT', `${what}: no message within ${ms} ms`))
   }, ms)
   return readMessage(conn, codec).then(
     (r) => {
-      clearTimeout(timer)
+      clearTimer(timer)
       return r
     },
     (err: unknown) => {
-      clearTimeout(timer)
+      clearTimer(timer)
       if (timedOut) throw new WsfrpError('ERR_TIMEOUT', `${what}: no message within ${ms} ms`, { cause: err })
       throw err
     },

@@ -1,0 +1,41 @@
+export type {
+  Message,
+  MessageType,
+  MessageOf,
+  Login,
+  LoginResp,
+  NewProxy,
+  NewProxyResp,
+  CloseProxy,
+  NewWorkConn,
+  ReqWorkConn,
+  StartWorkConn,
+  NewVisitorConn,
+  NewVisitorConnResp,
+  Ping,
+  Pong,
+  UDPPacket,
+  NatHoleVisitor,
+  NatHoleClient,
+  NatHoleResp,
+  NatHoleClientDetectOK,
+  NatHoleSid,
+  NatHoleReport,
+  ClientSpec,
+  UdpAddr,
+  PortsRange,
+  NatHoleDetectBehavior,
+} from './types.js'
+export { MESSAGE_TYPE_BYTES, messageTypeOf } from './types.js'
+export {
+  MESSAGE_HEADER_SIZE,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  MAX_MESSAGE_SIZE_LIMIT,
+  encodeMessage,
+  encodeMessageBody,
+  decodeMessage,
+  decodeMessageBody,
+  type MessageCodecOptions,
+} from './codec.js'
+export { MessageReader, type PushOneResult } from './reader.js'
+export { readMessage, type ReadMessageOptions, type ReadMessageResult } from './read-message.js'

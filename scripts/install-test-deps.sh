@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the interop, proxy and browser suites use:
+#   - Go and Debian's hashicorp/yamux + x/net: the Go yamux peer in e2e/go (interop tests)
+# Needs root (or sudo). Safe to run again: apt-get skips what is installed.
+set -euo pipefail
+PKGS=(golang-go golang-github-hashicorp-yamux-dev golang-golang-x-net-dev)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-test-deps: all present (${PKGS[*]})"
+  exit 0
+fi
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
