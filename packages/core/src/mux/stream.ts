@@ -86,9 +86,10 @@ export class YamuxStream implements Conn {
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.state & (S_FIN_QUEUED | S_CLOSED)) {
-      throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: write after ${this.state & S_CLOSED ? 'close' : 'end'}`)
-    }
+    // After close a write is a no-op (the Conn contract: every method after close is harmless);
+    // after end() it is a caller bug that would otherwise lose data silently.
+    if (this.state & S_CLOSED) return false
+    if (this.state & S_FIN_QUEUED) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: write after end`)
     if (chunk.length > 0) {
       ;(this.sendQueue ??= []).push(chunk)
       this.sendQueued += chunk.length
