@@ -13,7 +13,6 @@ export type ErrorCode =
   | 'ERR_MUX_STREAM_LIMIT'
   | 'ERR_MUX_STREAMS_EXHAUSTED'
   | 'ERR_MUX_PING_TIMEOUT'
-  | 'ERR_MUX_RECEIVE_BUDGET'
   // conn layer
   | 'ERR_CONN_CLOSED'
   | 'ERR_CONN_ABORTED'
