@@ -1,0 +1,238 @@
+import {
+  Ctx,
+  type KeyHints,
+  type Table,
+  checkInt,
+  describeInt,
+  describeValue,
+  isTable,
+  own,
+  readBool,
+  readInt,
+  readString,
+  readStringArray,
+  readSubTable,
+  reportUnknownKeys,
+  requireInt,
+} from './check.js'
+import { checkHost, readAuth, readLog } from './common.js'
+import { ConfigError, joinConfigPath } from './issues.js'
+import { FRP_WS_PATH, type PortRange, type ServerConfig, type ServerTransportConfig, type WebServerConfig } from './types.js'
+
+const SERVER_KEYS = [
+  'bindAddr',
+  'bindPort',
+  'proxyBindAddr',
+  'vhostHTTPPort',
+  'subDomainHost',
+  'auth',
+  'allowPorts',
+  'maxPortsPerClient',
+  'transport',
+  'userConnTimeout',
+  'log',
+  'webServer',
+  'detailedErrorsToClient',
+] as const
+
+const NOT_WS = 'wsfrp speaks only WebSocket'
+
+const SERVER_HINTS: KeyHints = {
+  legacy: {
+    bind_addr: 'bindAddr',
+    bind_port: 'bindPort',
+    proxy_bind_addr: 'proxyBindAddr',
+    vhost_http_port: 'vhostHTTPPort',
+    subdomain_host: 'subDomainHost',
+    token: 'auth.token',
+    authentication_method: 'auth.method',
+    authenticate_heartbeats: 'auth.additionalScopes',
+    authenticate_new_work_conns: 'auth.additionalScopes',
+    allow_ports: 'allowPorts',
+    max_ports_per_client: 'maxPortsPerClient',
+    max_pool_count: 'transport.maxPoolCount',
+    tcp_mux_keepalive_interval: 'transport.tcpMuxKeepaliveInterval',
+    heartbeat_timeout: 'transport.heartbeatTimeout',
+    tls_cert_file: 'transport.tls.certFile',
+    tls_key_file: 'transport.tls.keyFile',
+    user_conn_timeout: 'userConnTimeout',
+    log_level: 'log.level',
+    log_file: 'log.to',
+    log_max_days: 'log.maxDays',
+    disable_log_color: 'log.disablePrintColor',
+    dashboard_addr: 'webServer.addr',
+    dashboard_port: 'webServer.port',
+    dashboard_user: 'webServer.user',
+    dashboard_pwd: 'webServer.password',
+    detailed_errors_to_client: 'detailedErrorsToClient',
+  },
+  unsupported: {
+    vhostHTTPSPort: 'https vhost proxies are not supported yet',
+    tcpmuxHTTPConnectPort: 'tcpmux proxies are not supported yet',
+    tcpmuxPassthrough: 'tcpmux proxies are not supported yet',
+    kcpBindPort: NOT_WS,
+    quicBindPort: NOT_WS,
+    'transport.quic': NOT_WS,
+    'transport.tcpMux': 'yamux is always on',
+    'transport.tcpKeepalive': '',
+    'transport.tls.force': '',
+    'transport.tls.trustedCaFile': '',
+    enablePrometheus: '',
+    httpPlugins: '',
+    sshTunnelGateway: '',
+    custom404Page: '',
+    vhostHTTPTimeout: '',
+    udpPacketSize: 'udp proxies are not supported yet',
+    natholeAnalysisDataReserveHours: '',
+    'auth.oidc': '"oidc" auth is not supported yet',
+    'auth.tokenSource': '',
+    'webServer.tls': '',
+    'webServer.pprofEnable': '',
+    'webServer.assetsDir': '',
+  },
+}
+
+function readPortRanges(ctx: Ctx, root: Table | undefined): PortRange[] {
+  const out: PortRange[] = []
+  const v = root === undefined ? undefined : own(root, 'allowPorts')
+  if (v === undefined) return out
+  const path = 'allowPorts'
+  if (!Array.isArray(v)) {
+    ctx.add(path, `must be an array of { start, end } or { single } tables, got ${describeValue(v)}`)
+    return out
+  }
+  const port = { min: 1, max: 65535 }
+  v.forEach((item: unknown, i) => {
+    const p = joinConfigPath(path, i)
+    if (!isTable(item)) {
+      ctx.add(p, `must be a table like { start = 2000, end = 3000 } or { single = 3001 }, got ${describeValue(item)}`)
+      return
+    }
+    reportUnknownKeys(ctx, item, p, 'allowPorts', ['start', 'end', 'single'], SERVER_HINTS)
+    if (own(item, 'single') !== undefined) {
+      if (own(item, 'start') !== undefined || own(item, 'end') !== undefined) {
+        ctx.add(p, 'use either single or start/end, not both')
+        return
+      }
+      const single = requireInt(ctx, item, 'single', p, port)
+      if (single !== undefined) out.push({ start: single, end: single })
+      return
+    }
+    const start = requireInt(ctx, item, 'start', p, port)
+    const end = requireInt(ctx, item, 'end', p, port)
+    if (start === undefined || end === undefined) return
+    if (start > end) {
+      ctx.add(p, `start (${start}) must not be greater than end (${end})`)
+      return
+    }
+    out.push({ start, end })
+  })
+  return out
+}
+
+function checkWsPath(s: string): string | undefined {
+  if (!s.startsWith('/')) return 'must start with "/"'
+  if (/[\s?#]/.test(s)) return 'must be a URL path without spaces, "?" or "#"'
+  return undefined
+}
+
+const HOST = { nonEmpty: true, check: checkHost }
+
+function readVhostPort(ctx: Ctx, root: Table | undefined, bindPort: number): number {
+  const v = root === undefined ? undefined : own(root, 'vhostHTTPPort')
+  if (v === undefined) return bindPort
+  const range = { min: 1, max: 65535 }
+  // Equal to bindPort (even 0) is the default spelled out: a validated config must validate again.
+  if (checkInt(v, range) || v === bindPort) return v as number
+  if (v === 0) {
+    // frp uses 0 for "no http vhost"; here vhost traffic shares bindPort by default, so 0 would be
+    // ambiguous. Refuse it rather than guess.
+    ctx.add('vhostHTTPPort', `must be ${describeInt(range)} (leave it unset to share bindPort), got 0`)
+  } else ctx.add('vhostHTTPPort', `must be ${describeInt(range)}, got ${describeValue(v)}`)
+  return bindPort
+}
+
+function readTransport(ctx: Ctx, root: Table | undefined): ServerTransportConfig {
+  const keys = ['maxPoolCount', 'tcpMuxKeepaliveInterval', 'heartbeatTimeout', 'wsPaths', 'tls']
+  const t = readSubTable(ctx, root, 'transport', '', '', keys, SERVER_HINTS)
+  const maxPoolCount = readInt(ctx, t, 'maxPoolCount', 'transport', 5, { min: 0 })
+  const tcpMuxKeepaliveInterval = readInt(ctx, t, 'tcpMuxKeepaliveInterval', 'transport', 30, { min: 1, unit: 'seconds' })
+  const heartbeatTimeout = readInt(ctx, t, 'heartbeatTimeout', 'transport', -1, { min: 1, minusOneDisables: true, unit: 'seconds' })
+  const wsPaths: string[] = []
+  readStringArray(ctx, t, 'wsPaths', 'transport', checkWsPath).forEach((p, i) => {
+    if (p === FRP_WS_PATH) return // always served; listing it is harmless
+    if (wsPaths.includes(p)) ctx.add(`transport.wsPaths[${i}]`, `"${p}" is listed twice`)
+    else wsPaths.push(p)
+  })
+  const tlsT = readSubTable(ctx, t, 'tls', 'transport', 'transport', ['certFile', 'keyFile'], SERVER_HINTS)
+  const certFile = readString(ctx, tlsT, 'certFile', 'transport.tls', '')
+  const keyFile = readString(ctx, tlsT, 'keyFile', 'transport.tls', '')
+  if (certFile !== '' && keyFile === '') ctx.add('transport.tls.keyFile', 'must be set when transport.tls.certFile is set')
+  if (keyFile !== '' && certFile === '') ctx.add('transport.tls.certFile', 'must be set when transport.tls.keyFile is set')
+  return { maxPoolCount, tcpMuxKeepaliveInterval, heartbeatTimeout, wsPaths, tls: { certFile, keyFile } }
+}
+
+function readWebServer(ctx: Ctx, root: Table | undefined): WebServerConfig {
+  const t = readSubTable(ctx, root, 'webServer', '', '', ['addr', 'port', 'user', 'password'], SERVER_HINTS)
+  return {
+    addr: readString(ctx, t, 'addr', 'webServer', '127.0.0.1', HOST),
+    port: readInt(ctx, t, 'port', 'webServer', 0, { min: 0, max: 65535 }),
+    user: readString(ctx, t, 'user', 'webServer', ''),
+    password: readString(ctx, t, 'password', 'webServer', '', { secret: true }),
+  }
+}
+
+/**
+ * Checks a parsed wsfrps configuration (a TOML/JSON document already turned into plain objects)
+ * and fills in defaults. `undefined` stands for an empty file.
+ *
+ * @throws ConfigError (`ERR_CONFIG`) listing every problem: wrong types or ranges, unknown keys
+ *   (with a "did you mean" or legacy-INI hint), and settings wsfrp does not support.
+ */
+export function validateServerConfig(raw: unknown): ServerConfig {
+  const ctx = new Ctx()
+  let root: Table | undefined
+  if (raw === undefined) root = {}
+  else if (!isTable(raw)) ctx.add('', `a server config must be a table of settings, got ${describeValue(raw)}`)
+  else {
+    reportUnknownKeys(ctx, raw, '', '', SERVER_KEYS, SERVER_HINTS)
+    root = raw
+  }
+  // Sections are read in the documented key order, so that issues come out in that order too.
+  const bindAddr = readString(ctx, root, 'bindAddr', '', '0.0.0.0', HOST)
+  const bindPort = readInt(ctx, root, 'bindPort', '', 7000, { min: 0, max: 65535 })
+  const cfg: ServerConfig = {
+    bindAddr,
+    bindPort,
+    proxyBindAddr: readString(ctx, root, 'proxyBindAddr', '', bindAddr, HOST),
+    vhostHTTPPort: readVhostPort(ctx, root, bindPort),
+    subDomainHost: readString(ctx, root, 'subDomainHost', '', '', {
+      check: (s) => (s === '' ? undefined : (checkHost(s) ?? (/^[.*]/.test(s) ? 'must not start with "." or "*"' : undefined))),
+    }),
+    auth: readAuth(ctx, root, SERVER_HINTS),
+    allowPorts: readPortRanges(ctx, root),
+    maxPortsPerClient: readInt(ctx, root, 'maxPortsPerClient', '', 0, { min: 0 }),
+    transport: readTransport(ctx, root),
+    userConnTimeout: readInt(ctx, root, 'userConnTimeout', '', 10, { min: 1, unit: 'seconds' }),
+    log: readLog(ctx, root, SERVER_HINTS),
+    webServer: readWebServer(ctx, root),
+    detailedErrorsToClient: readBool(ctx, root, 'detailedErrorsToClient', '', true),
+  }
+  if (ctx.issues.length > 0) throw new ConfigError(ctx.issues, { kind: 'server' })
+  return cfg
+}
+
+/** A server config with every default (what an empty file gives). */
+export function defaultServerConfig(): ServerConfig {
+  return validateServerConfig({})
+}
+
+/** Every WebSocket path the server answers on: `/~!frp` first, then `transport.wsPaths`. */
+export function serverWsPaths(cfg: ServerConfig): string[] {
+  return [FRP_WS_PATH, ...cfg.transport.wsPaths]
+}
+
+/** True when `port` is inside `allowPorts` (an empty list allows every port). */
+export function isPortAllowed(port: number, allowPorts: readonly PortRange[]): boolean {
+  return allowPorts.length === 0 || allowPorts.some((r) => port >= r.start && port <= r.end)
+}
