@@ -66,7 +66,8 @@ child.on('exit', (code, signal) => {
     const tap = readFileSync(tapFile, 'utf8')
     tests = Number(/^# tests (\d+)$/m.exec(tap)?.[1] ?? 0)
     pass = Number(/^# pass (\d+)$/m.exec(tap)?.[1] ?? 0)
-    fail = Number(/^# fail (\d+)$/m.exec(tap)?.[1] ?? 0)
+    // A timed-out test is reported as cancelled, not failed: count it as a failure.
+    fail = Number(/^# fail (\d+)$/m.exec(tap)?.[1] ?? 0) + Number(/^# cancelled (\d+)$/m.exec(tap)?.[1] ?? 0)
   } catch {
     // no TAP file: the runner died before reporting
   }

@@ -1,3 +1,5 @@
+import { WsfrpError } from './errors.js'
+
 /**
  * The byte pipe every hop implements: a WebSocket, a TCP socket, a yamux stream, an in-memory pair.
  *
@@ -39,4 +41,134 @@ export interface Conn {
    * the yamux windows bound what is buffered.
    */
   readonly canPause: boolean
+}
+
+/** Options of {@link pipe}. */
+export interface PipeOptions {
+  /** Aborting destroys both conns and rejects with `WsfrpError('ERR_CONN_ABORTED')`. */
+  signal?: AbortSignal
+}
+
+/**
+ * Copies bytes both ways between `a` and `b` until both directions have ended.
+ *
+ * - Backpressure: when a write returns false the source is paused until the sink's `onDrain`. A source
+ *   with `canPause === false` keeps being written to (its memory is bounded elsewhere, e.g. by yamux
+ *   windows).
+ * - Half-close: `onEnd` of one side becomes `end()` of the other, so a FIN travels through.
+ * - Resolves once both conns closed cleanly. Rejects, after destroying both, on the first error of either
+ *   side, on a clean close of one side before its data direction ended (truncation), when data arrives for a
+ *   side that is already closed, or on abort (`ERR_CONN_ABORTED`).
+ *
+ * Starts both conns: neither may have been started before.
+ */
+export function pipe(a: Conn, b: Conn, opts?: PipeOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    new Pipe(a, b, opts?.signal, resolve, reject)
+  })
+}
+
+/** One pipe's shared state; its two sinks are installed on `a` and `b`. */
+class Pipe {
+  private settled = false
+  private readonly sa: PipeSink
+  private readonly sb: PipeSink
+  private readonly onAbort: (() => void) | undefined
+
+  constructor(
+    a: Conn,
+    b: Conn,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    this.sa = new PipeSink(this, a)
+    this.sb = new PipeSink(this, b)
+    this.sa.other = this.sb
+    this.sb.other = this.sa
+    // Start both before looking at the signal: a conn that was never started may never release its
+    // resources, and destroy() of a started conn is the one path every implementation handles.
+    a.start(this.sa)
+    b.start(this.sb)
+    if (signal !== undefined) {
+      this.onAbort = () => this.fail(abortError(signal))
+      if (signal.aborted) this.onAbort()
+      else signal.addEventListener('abort', this.onAbort, { once: true })
+    }
+  }
+
+  fail(err: Error): void {
+    if (this.settled) return
+    this.settled = true
+    this.detach()
+    if (!this.sa.closed) this.sa.conn.destroy(err)
+    if (!this.sb.closed) this.sb.conn.destroy(err)
+    this.reject(err)
+  }
+
+  closed(): void {
+    if (this.settled || !this.sa.closed || !this.sb.closed) return
+    this.settled = true
+    this.detach()
+    this.resolve()
+  }
+
+  private detach(): void {
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort)
+  }
+}
+
+/** The sink installed on `conn`: forwards what `conn` reads to the other side. */
+class PipeSink implements ConnSink {
+  other!: PipeSink
+  /** This conn was paused by the pipe because the other side's write returned false. */
+  paused = false
+  /** This conn delivered onEnd: its read direction is finished. */
+  ended = false
+  closed = false
+
+  constructor(
+    private readonly pipe: Pipe,
+    readonly conn: Conn,
+  ) {}
+
+  onData(chunk: Uint8Array): void {
+    const other = this.other
+    if (other.closed) {
+      // The other side can take no more bytes (e.g. a WebSocket, which has no half-close, closed after
+      // its peer ended): dropping them silently would truncate the stream unnoticed.
+      this.pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: data arrived for a side that is already closed'))
+      return
+    }
+    if (!other.conn.write(chunk) && this.conn.canPause && !this.paused) {
+      this.paused = true
+      this.conn.pause()
+    }
+  }
+
+  onDrain(): void {
+    // This conn's write buffer drained: the other side may deliver again.
+    const other = this.other
+    if (other.paused) {
+      other.paused = false
+      other.conn.resume()
+    }
+  }
+
+  onEnd(): void {
+    this.ended = true
+    if (!this.other.closed) this.other.conn.end()
+  }
+
+  onClose(err?: Error): void {
+    this.closed = true
+    if (err !== undefined) this.pipe.fail(err)
+    else if (!this.ended) {
+      this.pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: connection closed before its data ended'))
+    } else this.pipe.closed()
+  }
+}
+
+function abortError(signal: AbortSignal): WsfrpError {
+  return new WsfrpError('ERR_CONN_ABORTED', 'pipe aborted', { cause: signal.reason })
 }
