@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_CONFIG'
   | 'ERR_PROXY'
+  // HTTP/1.1 codec (handler targets): malformed or smuggling-prone input, a limit passed, an unsendable message
+  | 'ERR_HTTP_PARSE'
+  | 'ERR_HTTP_LIMIT'
+  | 'ERR_HTTP_WRITE'
 
 export class WsfrpError extends Error {
   readonly code: ErrorCode

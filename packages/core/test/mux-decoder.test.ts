@@ -120,6 +120,9 @@ test('bad version, unknown type and oversized data are protocol errors', { timeo
   const bad = (b: Uint8Array, re: RegExp) =>
     assert.throws(() => decodeAll([b], 100), (e: unknown) => isWsfrpError(e, 'ERR_MUX_PROTOCOL') && re.test((e as Error).message))
   bad(fromHex('01 00 0000 00000001 00000000'), /version 1/)
+  // a default frpc ≥ 0.50 starts with a TLS ClientHello: say what to change
+  bad(fromHex('16 03 01 0200 01 0001fc 0303 00'), /transport\.tls\.enable = false/)
+  bad(fromHex('17 16 03 01 0200 01 0001fc 0303'), /transport\.tls\.enable = false/)
   bad(fromHex('00 04 0000 00000001 00000000'), /type 4/)
   bad(fromHex('00 00 0000 00000001 00000065'), /101 bytes exceeds the limit of 100/)
 })

@@ -1,1 +1,23 @@
-export {}
+export {
+  socketConn,
+  connectTcp,
+  acceptTcp,
+  listenTcp,
+  type SocketConnOptions,
+  type ConnectTcpOptions,
+  type ListenTcpOptions,
+  type TcpListener,
+} from './socket-conn.js'
+export {
+  wsConn,
+  dialWs,
+  createWsServer,
+  acceptWs,
+  type WsConn,
+  type WsConnOptions,
+  type DialWsOptions,
+  type WsServerOptions,
+} from './ws-conn.js'
+export { nodeCrypto } from './node-crypto.js'
+export { loadServerConfigFile, loadClientConfigFile, parseServerConfigText, parseClientConfigText, type ConfigEnv } from './config-file.js'
+export { connDuplex, ConnDuplex, type ConnDuplexOptions } from './conn-duplex.js'

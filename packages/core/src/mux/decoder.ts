@@ -26,6 +26,7 @@ export class FrameDecoder {
   /** Payload bytes still expected for the current Data frame; -1 when reading a header. */
   private payloadLeft = -1
   private failed = false
+  private firstHeader = true
 
   constructor(
     private readonly handler: FrameHandler,
@@ -76,7 +77,15 @@ export class FrameDecoder {
     const flags = (h[o + 2]! << 8) | h[o + 3]!
     const streamId = ((h[o + 4]! << 24) | (h[o + 5]! << 16) | (h[o + 6]! << 8) | h[o + 7]!) >>> 0
     const length = ((h[o + 8]! << 24) | (h[o + 9]! << 16) | (h[o + 10]! << 8) | h[o + 11]!) >>> 0
-    if (version !== PROTOCOL_VERSION) this.fail(`unsupported yamux version ${version}`)
+    if (version !== PROTOCOL_VERSION) {
+      // 0x16 starts a TLS ClientHello, 0x17 is frp's custom TLS marker: frpc ≥ 0.50 turns inner TLS on
+      // by default (transport.tls.enable), which this side does not speak (frp-wire-protocol.md §3).
+      if (this.firstHeader && (version === 0x16 || version === 0x17)) {
+        this.fail('the peer speaks TLS inside the WebSocket (frpc transport.tls.enable = true); set transport.tls.enable = false in frpc, or use wss://')
+      }
+      this.fail(`unsupported yamux version ${version}`)
+    }
+    this.firstHeader = false
     if (type > FrameType.GoAway) this.fail(`unknown yamux frame type ${type}`)
     if (type === FrameType.Data) {
       if (length > this.maxDataLength) {

@@ -72,6 +72,8 @@ export interface ServerRoleOptions {
 }
 
 const MIN_CLIENT_VERSION: [number, number, number] = [0, 18, 0]
+/** How long a refused login's transport stays open so that the answer reaches the client. */
+const REFUSED_LINGER_MS = 1000
 
 /**
  * The frps role: accepts yamux sessions, dispatches each stream on its first message (Login,
@@ -157,6 +159,11 @@ export class FrpServerRole {
       conn.write(encodeMessage({ type: 'LoginResp', version: this.opts.serverVersion, error }))
       conn.end()
       conn.start(drainSink(conn))
+      // A refused client has no business on this transport. It normally hangs up after reading the
+      // answer; if it does not, the transport is closed a moment later (the answer goes out first).
+      if (![...this.registry.values()].some((c) => c.onSession(session))) {
+        setTimer(() => session.close(), REFUSED_LINGER_MS, { unref: true })
+      }
     }
     // frps ≤ 0.51 refuses clients older than 0.18.0 (frp-wire-protocol.md §7.5).
     if (!versionAtLeast(msg.version, MIN_CLIENT_VERSION)) {
@@ -263,6 +270,10 @@ class ServerControl implements ControlHandle {
       onClose: (err) => this.close(err ? `control stream failed: ${err.message}` : 'client closed the control stream'),
     })
     void session.closed.then(() => this.close('transport closed'))
+  }
+
+  onSession(s: YamuxSession): boolean {
+    return this.session === s
   }
 
   begin(poolCount: number): void {

@@ -1,0 +1,13 @@
+export {
+  VhostRouter,
+  normalizeRouteKey,
+  normalizeHost,
+  candidateDomains,
+  type RouteKey,
+  type RouteGroup,
+  type RouteMatch,
+  type VhostRouterOptions,
+} from './router.js'
+export { HttpVhost, HttpProxy, VHOST_DEFAULTS, type HttpVhostOptions } from './http-proxy.js'
+export { TrustedProxies, DEFAULT_TRUSTED_PROXIES, normalizeIp } from './trusted.js'
+export { answerClientError, sendErrorPage, errorPageHtml, ERROR_HEADER, type VhostErrorCode } from './error-page.js'
