@@ -397,3 +397,32 @@ test('a proxy the server refuses is reported once and registered again later, un
     await echo.close()
   }
 })
+
+test('a server that answers garbage is a failed attempt, retried, never a crash', T, async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise<void>((r) => wss.once('listening', () => r()))
+  const port = (wss.address() as net.AddressInfo).port
+  let connections = 0
+  wss.on('connection', (ws) => {
+    connections++
+    // Not a yamux frame: version 7, unknown type.
+    ws.send(Buffer.from([7, 9, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]))
+    ws.on('error', () => {})
+  })
+  const { lines, logger } = memoryLogger()
+  const client = createClient(config({ serverAddr: '127.0.0.1', serverPort: port, loginFailExit: false }), { logger, reconnect: FAST })
+  let retries = 0
+  client.on('retry', () => retries++)
+  try {
+    const third = next(client, 'retry', () => retries >= 3)
+    void client.start().catch(() => {})
+    const [r] = await third
+    assert.equal(r.phase, 'login')
+    assert.ok(isWsfrpError(r.error, 'ERR_LOGIN_FAILED'), String(r.error))
+    assert.ok(connections >= 3)
+    assert.equal(lines.filter((l) => l.includes('[W] login to')).length, 1, lines.join('\n'))
+  } finally {
+    await client.stop()
+    await new Promise<void>((r) => wss.close(() => r()))
+  }
+})
