@@ -21,3 +21,4 @@ export {
 export { nodeCrypto } from './node-crypto.js'
 export { loadServerConfigFile, loadClientConfigFile, parseServerConfigText, parseClientConfigText, type ConfigEnv } from './config-file.js'
 export { connDuplex, ConnDuplex, type ConnDuplexOptions } from './conn-duplex.js'
+export { createLogger, loggerFromConfig, isLogLevel, type NodeLogger, type LoggerOptions } from './logger.js'
