@@ -20,11 +20,14 @@ import {
   type YamuxOptions,
 } from '@wsfrp/core'
 import { acceptWs, createWsServer, nodeCrypto } from '@wsfrp/node'
+import { Dashboard, type DashboardOptions } from './dashboard/index.js'
 import { renderLandingPage, safeHost } from './landing.js'
 import { loggerFromConfig } from './logger.js'
+import { ServerMetrics } from './metrics.js'
 import { ProxyRouter } from './proxy-router.js'
 import { TcpProxyManager, type TcpProxyEvent } from './tcp-proxy.js'
 import { VERSION } from './version.js'
+import { HttpVhost, VHOST_DEFAULTS, answerClientError } from './vhost/index.js'
 
 /** A config where every field may be left out; missing ones get wsfrps's defaults (docs/CONFIG.md). */
 export type ServerConfigInput = DeepPartial<ServerConfig>
@@ -56,6 +59,8 @@ export interface CreateServerOptions {
    * pile up. Default 30,000; 0 disables.
    */
   transportLoginTimeoutMs?: number
+  /** The dashboard, REST API and /metrics (docs/DASHBOARD.md): their path prefix, or `enabled: false`. */
+  dashboard?: DashboardOptions
 }
 
 /** Where the server listens. */
@@ -125,6 +130,13 @@ function pathOf(url: string | undefined): string {
 }
 
 /** Answers a raw upgrade socket with a plain HTTP status and closes it. */
+/**
+ * Options of the server's own http.Server: headers beyond the vhost limit get 431; no overall
+ * request timeout (Node's default of 300 s would cut long uploads and SSE streams; the vhost keeps
+ * its own response-header timeout).
+ */
+const VHOST_SERVER_OPTS: http.ServerOptions = { maxHeaderSize: VHOST_DEFAULTS.maxHeaderBytes, requestTimeout: 0 }
+
 function refuseUpgrade(socket: Duplex, status: number, text: string): void {
   if (socket.writable) {
     const body = `${text}\n`
@@ -147,6 +159,12 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
   /** Every WebSocket path served: `/~!frp` first, then `transport.wsPaths`. */
   readonly wsPaths: readonly string[]
   readonly log: Logger
+  /** Traffic, connection and login-failure counters (read by the dashboard, the API and /metrics). */
+  readonly metrics: ServerMetrics
+  /** The dashboard, REST API and /metrics (docs/DASHBOARD.md). */
+  readonly dashboard: Dashboard
+  /** HTTP virtual hosts (`type = "http"` proxies) on the server's own port. */
+  readonly vhost: HttpVhost
   private readonly wss: WebSocketServer
   private readonly pathSet: Set<string>
   private readonly handlers: RequestHandler[] = []
@@ -181,14 +199,31 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       onClose: (e) => this.fire('proxy-close', { ...e, type: 'tcp' }),
     })
     this.proxies.setManager('tcp', this.tcp)
+    // HTTP vhosts share the one port (vhostHTTPPort defaults to bindPort). A request whose Host has
+    // a route goes to the tunnel; the WebSocket paths and the dashboard prefix are never shadowed.
+    this.vhost = new HttpVhost({
+      subDomainHost: config.subDomainHost,
+      vhostPort: () => (config.vhostHTTPPort !== config.bindPort ? config.vhostHTTPPort : (this.address()?.port ?? config.bindPort)),
+      reserved: (path) => this.pathSet.has(path) || path.startsWith('/_wsfrp/') || path === '/healthz',
+      logger: this.log,
+    })
+    this.proxies.setManager('http', this.vhost)
+    this.use((req, res, next) => {
+      if (!this.vhost.handleRequest(req, res)) next()
+    })
+    this.useUpgrade((req, socket, head, next) => {
+      if (!this.vhost.handleUpgrade(req, socket, head)) next()
+    })
+    this.metrics = new ServerMetrics()
     this.role = new FrpServerRole({
       token: config.auth.token,
       crypto: nodeCrypto,
-      proxies: this.proxies,
+      // Every proxy type's work connections count their bytes; refused logins are counted from the log.
+      proxies: this.metrics.countTraffic(this.proxies),
       maxPoolCount: config.transport.maxPoolCount,
       userConnTimeoutMs: config.userConnTimeout * 1000,
       additionalScopes: config.auth.additionalScopes,
-      logger: this.log,
+      logger: this.metrics.countLoginFailures(this.log),
       yamux: { keepAliveInterval: config.transport.tcpMuxKeepaliveInterval * 1000, ...opts.yamux },
       onControl: (event, control) => {
         if (event === 'login') {
@@ -201,6 +236,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
         this.fire(event, control)
       },
     })
+    this.dashboard = new Dashboard(this, opts.dashboard)
   }
 
   /** Emits an event; a listener that throws is logged, never allowed to break the session code that fired it. */
@@ -266,10 +302,18 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       } catch (err) {
         throw new WsfrpError('ERR_CONFIG', `cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err })
       }
-      server = https.createServer({ cert, key }, onRequest)
+      server = https.createServer({ cert, key, ...VHOST_SERVER_OPTS }, onRequest)
     } else {
-      server = http.createServer(onRequest)
+      server = http.createServer(VHOST_SERVER_OPTS, onRequest)
     }
+    // 100-continue goes to the local service when a vhost route matches; 400/431 for bad requests.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!this.vhost.handleCheckContinue(req, res)) {
+        res.writeContinue()
+        this.handleRequest(req, res)
+      }
+    })
+    server.on('clientError', answerClientError)
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!this.handleUpgrade(req, socket, head)) this.runUpgradeChain(req, socket, head)
     })
@@ -290,6 +334,15 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     server.on('error', (err) => this.log.error('listener error', { error: err.message }))
     const addr = this.address()!
     this.log.info('listening', { address: `${addr.address}:${addr.port}`, tls: this.secure, wsPaths: this.wsPaths.join(',') })
+    try {
+      await this.dashboard.listen()
+    } catch (err) {
+      // Without its configured dashboard the server does not start, as frps: give the port back.
+      this.httpServer = undefined
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      throw err
+    }
+    this.log.info(this.dashboard.describe())
     return addr
   }
 
@@ -377,6 +430,9 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     for (const t of this.transports.values()) clearTimeout(t.timer)
     await this.role.close()
     await this.tcp.close()
+    this.vhost.close()
+    await this.dashboard.close()
+    this.metrics.close()
     // The sessions have sent GoAway and a WebSocket close; give the peers a moment to answer it.
     await Promise.all(
       [...this.wsSockets].map(
@@ -405,6 +461,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       res.end(head ? undefined : 'ok\n')
       return
     }
+    if (this.dashboard.handleShared(req, res)) return
     if (this.pathSet.has(path)) {
       // A plain GET on the WebSocket path: say what is expected instead of showing the page.
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade' })
@@ -489,6 +546,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
         let session: ReturnType<FrpServerRole['handleTransport']>
         try {
           session = this.role.handleTransport(conn, { remoteAddress })
+          this.metrics.trackSession(remoteAddress, session)
         } catch (err) {
           this.log.error('cannot start a session on a WebSocket', { remote: remoteAddress, error: err instanceof Error ? err.message : String(err) })
           conn.destroy()

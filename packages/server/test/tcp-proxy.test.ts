@@ -128,10 +128,10 @@ test('a port already in use is refused with an error naming the port', { timeout
 test('other proxy types are refused clearly', { timeout: 10_000 }, async () => {
   const { server, url } = await startServer({}, memoryLogger())
   try {
-    const c = await connectClient(url, [{ name: 'web', type: 'http', fields: { custom_domains: ['a.example.com'] } }])
-    const st = await c.status('web')
+    const c = await connectClient(url, [{ name: 'udp1', type: 'udp' as 'tcp', fields: { remote_port: 0 } }])
+    const st = await c.status('udp1')
     assert.equal(st.status, 'error')
-    assert.equal(st.detail, 'proxy type http is not supported by this server yet')
+    assert.equal(st.detail, 'proxy type udp is not supported by this server yet')
     c.client.close()
   } finally {
     await server.close()

@@ -60,7 +60,10 @@ test('vhost: server-sent events arrive one by one (each before the next is writt
   let written = 0
   const local = await localService((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' })
+    res.flushHeaders()
     void (async () => {
+      // Not a byte of body before the user has the response head: the proxy must flush it alone.
+      await nextSignal()
       for (let i = 1; i <= 3; i++) {
         const seen = nextSignal()
         res.write(`data: event ${i}\n\n`)
@@ -78,6 +81,8 @@ test('vhost: server-sent events arrive one by one (each before the next is writt
     })
     assert.equal(res.statusCode, 200)
     assert.equal(res.headers['content-type'], 'text/event-stream')
+    assert.equal(written, 0)
+    signals.shift()!()
     let buf = ''
     const got: string[] = []
     for await (const chunk of res) {
@@ -203,6 +208,7 @@ test('vhost: a 64 MiB download to a user that stops reading stalls the local ser
     assert.equal(res.headers['content-length'], String(total))
     const h = createHash('sha256')
     let n = 0
+    let stopped = false
     let reachedMiB!: () => void
     const firstMiB = new Promise<void>((r) => (reachedMiB = r))
     const ended = new Promise<void>((resolve, reject) => {
@@ -212,7 +218,8 @@ test('vhost: a 64 MiB download to a user that stops reading stalls the local ser
     res.on('data', (c: Buffer) => {
       h.update(c)
       n += c.length
-      if (n >= MiB && !res.isPaused()) {
+      if (n >= MiB && !stopped) {
+        stopped = true
         res.pause()
         reachedMiB()
       }
