@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import type { Duplex } from 'node:stream'
+import { isIP } from 'node:net'
 import type { WebSocketServer } from 'ws'
 import {
   FrpServerRole,
@@ -137,6 +138,13 @@ function pathOf(url: string | undefined): string {
  */
 const VHOST_SERVER_OPTS: http.ServerOptions = { maxHeaderSize: VHOST_DEFAULTS.maxHeaderBytes, requestTimeout: 0 }
 
+/** True for a Host header that names this server itself rather than a proxied site. */
+function isOwnHost(hostHeader: string | undefined, subDomainHost: string): boolean {
+  if (hostHeader === undefined || hostHeader === '') return true
+  const host = hostHeader.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase()
+  return host === 'localhost' || host === subDomainHost.toLowerCase() || isIP(host) !== 0
+}
+
 function refuseUpgrade(socket: Duplex, status: number, text: string): void {
   if (socket.writable) {
     const body = `${text}\n`
@@ -209,7 +217,12 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     })
     this.proxies.setManager('http', this.vhost)
     this.use((req, res, next) => {
-      if (!this.vhost.handleRequest(req, res)) next()
+      if (this.vhost.handleRequest(req, res)) return
+      // No route: the server's own names (an IP, localhost, the subDomainHost apex) get the landing
+      // page and the dashboard; any other host name is a vhost nobody registered: 404, like frps.
+      const path = (req.url ?? '/').split('?')[0]!
+      if (isOwnHost(req.headers.host, config.subDomainHost) || path === '/healthz' || path.startsWith('/_wsfrp/')) next()
+      else this.vhost.respondNoRoute(req, res)
     })
     this.useUpgrade((req, socket, head, next) => {
       if (!this.vhost.handleUpgrade(req, socket, head)) next()
