@@ -217,12 +217,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     })
     this.proxies.setManager('http', this.vhost)
     this.use((req, res, next) => {
-      if (this.vhost.handleRequest(req, res)) return
-      // No route: the server's own names (an IP, localhost, the subDomainHost apex) get the landing
-      // page and the dashboard; any other host name is a vhost nobody registered: 404, like frps.
-      const path = (req.url ?? '/').split('?')[0]!
-      if (isOwnHost(req.headers.host, config.subDomainHost) || path === '/healthz' || path.startsWith('/_wsfrp/')) next()
-      else this.vhost.respondNoRoute(req, res)
+      if (!this.vhost.handleRequest(req, res)) next()
     })
     this.useUpgrade((req, socket, head, next) => {
       if (!this.vhost.handleUpgrade(req, socket, head)) next()
@@ -475,6 +470,12 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       return
     }
     if (this.dashboard.handleShared(req, res)) return
+    // No route and no handler took it: the server's own names (an IP, localhost, the subDomainHost
+    // apex) get the landing page; any other host name is a vhost nobody registered: 404, like frps.
+    if (!isOwnHost(req.headers.host, this.config.subDomainHost)) {
+      this.vhost.respondNoRoute(req, res)
+      return
+    }
     if (this.pathSet.has(path)) {
       // A plain GET on the WebSocket path: say what is expected instead of showing the page.
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade' })
