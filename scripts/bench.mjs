@@ -6,9 +6,12 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const known = ['mux', 'tunnel']
+const known = ['mux', 'tunnel', 'http']
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const run = names.length ? names : known.filter((n) => existsSync(`${root}/bench/src/${n}.ts`))
+// Benchmarks run the built programs (dist/), as users do: build first so they are current.
+const tsc = spawnSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-b'], { cwd: root, stdio: 'inherit' })
+if (tsc.status !== 0) process.exit(1)
 let failed = false
 for (const name of run) {
   const file = `${root}/bench/src/${name}.ts`

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const echo = await startEchoServer()
   const token = 'bench-token'
   status('starting wsfrps and wsfrpc')
-  const server = startCli('server', ['--bind-addr', '127.0.0.1', '--bind-port', '0', '--token', token])
+  const server = startCli('server', ['--bind-addr', '127.0.0.1', '--bind-port', '0', '--token', token], { dist: true })
   const [, serverPort] = await server.waitForLine(/listening on ws:\/\/127\.0\.0\.1:(\d+)/)
   // One client process carries both proxies, as a real deployment would.
   const dir = mkdtempSync(join(tmpdir(), 'wsfrp-bench-'))
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       .concat(...[['bulk', bulk.port], ['echo', echo.port]].map(([n, p]) => ['', '[[proxies]]', `name = "${n}"`, 'type = "tcp"', `localPort = ${p}`, 'remotePort = 0']))
       .join('\n') + '\n',
   )
-  const client = startCli('client', ['-c', cfg])
+  const client = startCli('client', ['-c', cfg], { dist: true })
   const [, bulkRemote] = await client.waitForLine(/\[bulk\].*:(\d+)\s*$/)
   const [, echoRemote] = await client.waitForLine(/\[echo\].*:(\d+)\s*$/)
   try {

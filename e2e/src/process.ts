@@ -27,10 +27,14 @@ export interface Proc {
 
 export type Cli = 'server' | 'client'
 
-/** Starts `wsfrps` or `wsfrpc` from source (tsx), so tests never run a stale build. */
-export function startCli(which: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string } = {}): Proc {
-  const entry = which === 'server' ? 'packages/server/src/cli.ts' : 'packages/client-node/src/cli.ts'
-  return startProc(process.execPath, ['--conditions=wsfrp-source', '--import', 'tsx', entry, ...args], {
+/**
+ * Starts `wsfrps` or `wsfrpc`: from source (tsx) by default, so tests never run a stale build, or
+ * the built `dist/cli.js` with `dist: true` (benchmarks: what users run, without the loader).
+ */
+export function startCli(which: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; dist?: boolean } = {}): Proc {
+  const pkg = which === 'server' ? 'packages/server' : 'packages/client-node'
+  const argv = opts.dist ? [`${pkg}/dist/cli.js`, ...args] : ['--conditions=wsfrp-source', '--import', 'tsx', `${pkg}/src/cli.ts`, ...args]
+  return startProc(process.execPath, argv, {
     env: opts.env,
     name: opts.name ?? (which === 'server' ? 'wsfrps' : 'wsfrpc'),
   })
