@@ -7,8 +7,9 @@
 import { WsfrpError, type ErrorCode } from '../errors.js'
 
 /**
- * A malformed or over-limit HTTP message. `status` is the response a server should send before it
- * closes the connection (400, 413, 414, 431, 501, 505); a client reading a bad response sees 502.
+ * A malformed or over-limit HTTP message. `status` is the response a server sends for such a request
+ * before it closes the connection (400, 414, 431, 501, 505). For a bad response (ResponseParser) it
+ * only classifies the failure; a proxy would answer its own client 502.
  */
 export class HttpError extends WsfrpError {
   /** The HTTP status that describes the failure (e.g. 431 for too large a header section). */

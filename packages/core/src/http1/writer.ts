@@ -302,4 +302,3 @@ export class RequestWriter extends MessageWriter {
 /** Methods whose requests usually have no body: an explicit `Content-Length: 0` is left out (as Go and Node do). */
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
 
-export type { HeaderField }

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// Bundles @wsfrp/client-web for browsers with esbuild:
+//   dist-bundle/wsfrp.js     ESM, for pages and module workers (import { connect } from './wsfrp.js')
+//   dist-bundle/wsfrp-sw.js  IIFE exposing `self.wsfrp`, for classic service workers (importScripts)
+// Both are minified, target chrome120, platform browser, with no Node polyfills: a `node:*` import
+// anywhere in the graph fails the build. `isomorphic-ws` resolves through its package.json
+// "browser" field to the global WebSocket. The service-worker bundle has a hard budget
+// (ARCHITECTURE.md §4.3): above it this script exits 1.
+//
+// usage: node packages/client-web/scripts/build.mjs [--outdir DIR]
+import { build } from 'esbuild'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Service-worker bundle budget, in bytes of minified output (60 KB, counted in SI kilobytes). */
+export const SW_BUDGET_BYTES = 60_000
+
+const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const args = process.argv.slice(2)
+const outIdx = args.indexOf('--outdir')
+const outdir = resolve(outIdx >= 0 ? args[outIdx + 1] : join(pkg, 'dist-bundle'))
+mkdirSync(outdir, { recursive: true })
+
+const common = {
+  entryPoints: [join(pkg, 'src/index.ts')],
+  bundle: true,
+  platform: 'browser',
+  target: 'chrome120',
+  // The workspace packages are bundled from their TypeScript sources (no prior tsc -b needed).
+  conditions: ['wsfrp-source'],
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+}
+
+const outputs = [
+  { file: 'wsfrp.js', format: 'esm' },
+  { file: 'wsfrp-sw.js', format: 'iife', globalName: 'wsfrp' },
+]
+
+let failed = false
+for (const o of outputs) {
+  const outfile = join(outdir, o.file)
+  try {
+    await build({ ...common, format: o.format, globalName: o.globalName, outfile })
+  } catch {
+    // esbuild already printed the errors.
+    failed = true
+    continue
+  }
+  const bytes = readFileSync(outfile)
+  const gz = gzipSync(bytes, { level: 9 }).length
+  const budget = o.format === 'iife' ? SW_BUDGET_BYTES : undefined
+  const over = budget !== undefined && bytes.length > budget
+  if (over) failed = true
+  const label = relative(process.cwd(), outfile) || outfile
+  console.log(
+    `${label}: ${bytes.length} bytes minified, ${gz} gzip` +
+      (budget !== undefined ? ` (budget ${budget}: ${over ? 'EXCEEDED' : 'ok'})` : ''),
+  )
+}
+process.exit(failed ? 1 : 0)

@@ -1,0 +1,605 @@
+/**
+ * HTTP handler targets: the local end of an http proxy's work streams is a JavaScript function of
+ * the WHATWG fetch shape (`(request) => response`, hono's `app.fetch`), not a socket. frps writes
+ * re-serialized HTTP/1.1 requests onto each work stream and reuses the stream for sequential
+ * requests (frp-wire-protocol.md §10.3), so a target parses requests one after another, calls the
+ * handler for each, and writes each response back before it reads the next request.
+ */
+import {
+  HttpError,
+  RequestParser,
+  ResponseWriter,
+  WsfrpError,
+  noopLogger,
+  pipe,
+  reasonPhrase,
+  type Conn,
+  type ConnSink,
+  type HeaderField,
+  type Http1Limits,
+  type Logger,
+  type RequestHead,
+} from '@wsfrp/core'
+
+/** What a handler learns besides the Request. */
+export interface HandlerInfo {
+  /** The proxy this request came through. */
+  proxyName: string
+  /** The HTTP client's address as frps saw it (StartWorkConn `src_addr`), when known. */
+  remoteAddr: string | undefined
+  remotePort: number | undefined
+  /**
+   * Every request header as received, in order, names as sent. A browser's `Request` silently
+   * drops "forbidden" names (Host, Cookie, Origin, …); the target puts them back into
+   * `request.headers` (see {@link handlerTarget}), and this list is the raw truth either way.
+   */
+  rawHeaders: HeaderField[]
+}
+
+/**
+ * A fetch-style handler, e.g. `app.fetch` of hono (which receives `info` as its `env`). Exceptions
+ * and rejections become a 500 response.
+ */
+export type FetchHandler = (request: Request, info: HandlerInfo) => Response | Promise<Response>
+
+/** Options of {@link handlerTarget}. */
+export interface HandlerTargetOptions extends Http1Limits {
+  /**
+   * Bytes queued in a request body's ReadableStream before the work stream stops being credited
+   * (the server then stops sending). Default 64 KiB (65,536).
+   */
+  bodyHighWaterMark?: number
+  /** Proxy name and client address passed to the handler. */
+  proxyName?: string
+  remoteAddr?: string
+  remotePort?: number
+  logger?: Logger
+}
+
+const DEFAULT_BODY_HWM = 64 * 1024
+/** WHATWG `new Request()` throws for these methods (Fetch standard: forbidden methods). */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+/** reg-name / IP-literal characters plus `:port`: a Host outside this set cannot make a URL authority. */
+const HOST_RE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
+
+/**
+ * A Conn whose far side is `handler`: what the peer writes is parsed as HTTP/1.1 requests, and the
+ * responses come back as bytes. Meant for `pipe(workStream, handlerTarget(handler))`, which is what
+ * the client's `dialTarget` returns for http proxies.
+ *
+ * - Request bodies are streamed: a `ReadableStream` whose queue, once `bodyHighWaterMark` is
+ *   reached, makes `write()` return false, so `pipe()` pauses (stops crediting) the work stream
+ *   until the handler reads on.
+ * - Response bodies are streamed with Content-Length when the Response has that header (or no
+ *   body), else chunked (HTTP/1.1) or until close (HTTP/1.0); the next chunk is read from the
+ *   Response only while the work stream accepts writes.
+ * - Keep-alive: after a response the next request on the stream is served; pipelined requests wait
+ *   their turn. `Connection: close` (either side) ends the stream after the response.
+ * - `Expect: 100-continue` is answered with `100 Continue` when the handler is called.
+ * - Failures: a malformed request gets its 4xx/5xx (`HttpError.status`) and the stream is closed;
+ *   CONNECT/TRACE get 405 (a Request cannot carry them); a handler that throws or returns a
+ *   non-Response gets 500 with a short text body; a response body that errors or contradicts its
+ *   Content-Length destroys the stream (the client sees a truncated response, never a wrong one).
+ * - Browsers drop forbidden header names (Host, Cookie, …) from constructed Requests. When that
+ *   happened, `request.headers` is replaced on that Request object by a complete `Headers`.
+ */
+export function handlerTarget(handler: FetchHandler, opts?: HandlerTargetOptions): Conn {
+  return new HandlerConn(handler, opts ?? {})
+}
+
+/**
+ * Serves `handler` on `conn` (e.g. a work stream or a test's memory pair) until the connection
+ * ends: `pipe(conn, handlerTarget(handler, opts))`.
+ */
+export function serveHttp(conn: Conn, handler: FetchHandler, opts?: HandlerTargetOptions): Promise<void> {
+  return pipe(conn, handlerTarget(handler, opts))
+}
+
+/** One request and its response. */
+interface Exchange {
+  head: RequestHead
+  abort: AbortController
+  /** The request body: streamed to the handler, discarded (handler done, GET with a body), or none. */
+  body: 'none' | 'stream' | 'discard'
+  stream: ReadableStream<Uint8Array> | undefined
+  controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  requestDone: boolean
+  responseDone: boolean
+  /** The request turned out malformed (mid-body): close after the response. */
+  broken: boolean
+  reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+}
+
+class HandlerConn implements Conn {
+  readonly canPause = true
+  private sink: ConnSink | undefined
+  private readonly parser: RequestParser
+  private readonly log: Logger
+  private readonly bodyHwm: number
+  private current: Exchange | undefined
+
+  // Input side (bytes from the peer).
+  private needDrain = false
+  private inputEnded = false
+  /** No more input is parsed: a parse error, or the response said Connection: close. */
+  private ignoreInput = false
+
+  // Output side (bytes to the peer).
+  private outPaused = false
+  private outQueue: Uint8Array[] = []
+  private endPending = false
+  private endDelivered = false
+  private writableWaiters: (() => void)[] = []
+
+  private closed = false
+
+  constructor(
+    private readonly handler: FetchHandler,
+    private readonly opts: HandlerTargetOptions,
+  ) {
+    this.log = opts.logger ?? noopLogger
+    this.bodyHwm = opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
+    if (!(this.bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${this.bodyHwm}`)
+    this.parser = new RequestParser(
+      {
+        onHead: (head) => this.onHead(head),
+        onBody: (chunk) => this.onBody(chunk),
+        onMessageEnd: () => this.onMessageEnd(),
+        onEof: () => this.onEof(),
+      },
+      opts,
+    )
+  }
+
+  // ---- Conn ----
+
+  start(sink: ConnSink): void {
+    if (this.sink !== undefined) throw new Error('handlerTarget: start() called twice')
+    this.sink = sink
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.closed || this.inputEnded) return false
+    if (this.ignoreInput) return true
+    this.feed(() => this.parser.push(chunk))
+    if (this.canTakeMore()) return true
+    this.needDrain = true
+    return false
+  }
+
+  end(): void {
+    if (this.closed || this.inputEnded) return
+    this.inputEnded = true
+    if (this.ignoreInput) {
+      this.maybeClose()
+      return
+    }
+    // The check runs once the held input is parsed: onEof, or an error for a cut-off request.
+    this.feed(() => this.parser.finish())
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.outQueue = []
+    const ex = this.current
+    this.current = undefined
+    if (ex !== undefined) this.abortExchange(ex, err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed'))
+    this.wakeWriters()
+    queueMicrotask(() => this.sink?.onClose(err))
+  }
+
+  pause(): void {
+    this.outPaused = true
+  }
+
+  resume(): void {
+    if (!this.outPaused) return
+    this.outPaused = false
+    this.flush()
+  }
+
+  // ---- input ----
+
+  /** Runs a parser call; a parse error becomes an error response (or closes after the current one). */
+  private feed(call: () => void): void {
+    try {
+      call()
+    } catch (err) {
+      this.onInputError(err)
+    }
+  }
+
+  private canTakeMore(): boolean {
+    if (this.ignoreInput) return true
+    if (this.parser.bufferedBytes > 0) return false
+    const ex = this.current
+    return !(ex !== undefined && ex.body === 'stream' && ex.controller !== undefined && (ex.controller.desiredSize ?? 1) <= 0)
+  }
+
+  private maybeDrain(): void {
+    if (!this.needDrain || this.closed || !this.canTakeMore()) return
+    this.needDrain = false
+    this.sink?.onDrain()
+  }
+
+  private onHead(head: RequestHead): void {
+    const ex: Exchange = {
+      head,
+      abort: new AbortController(),
+      body: 'none',
+      stream: undefined,
+      controller: undefined,
+      requestDone: false,
+      responseDone: false,
+      broken: false,
+      reader: undefined,
+    }
+    this.current = ex
+    if (head.bodyKind !== 'none') {
+      const method = head.method.toUpperCase()
+      if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
+        // A Request cannot carry a body for these; it is read and dropped to keep the stream in sync.
+        ex.body = 'discard'
+      } else {
+        // Made now, not when the handler is called: body bytes may follow the head in this very chunk.
+        // (start() runs synchronously inside the constructor, so the controller exists at once.)
+        ex.body = 'stream'
+        ex.stream = new ReadableStream<Uint8Array>(
+          {
+            start: (c) => {
+              ex.controller = c
+            },
+            pull: () => this.maybeDrain(),
+            cancel: () => {
+              ex.body = 'discard'
+              this.maybeDrain()
+            },
+          },
+          { highWaterMark: this.bodyHwm, size: (c) => c.byteLength },
+        )
+      }
+    }
+    // Handlers run outside the parser's (and the peer's delivery) stack.
+    queueMicrotask(() => void this.run(ex))
+  }
+
+  private onBody(chunk: Uint8Array): void {
+    const ex = this.current
+    if (ex === undefined || ex.body !== 'stream' || ex.controller === undefined) return
+    try {
+      ex.controller.enqueue(chunk)
+    } catch {
+      // The stream was cancelled or errored by its reader: the rest is discarded.
+      ex.body = 'discard'
+    }
+  }
+
+  private onMessageEnd(): void {
+    const ex = this.current
+    if (ex === undefined) return
+    ex.requestDone = true
+    // One request at a time: pipelined requests wait until this response is written.
+    this.parser.pause()
+    if (ex.body === 'stream') {
+      try {
+        ex.controller?.close()
+      } catch {
+        // already cancelled
+      }
+    }
+    if (ex.responseDone) this.nextExchange()
+  }
+
+  private onEof(): void {
+    if (this.current === undefined) this.endOutput()
+  }
+
+  private onInputError(err: unknown): void {
+    this.ignoreInput = true
+    this.parser.pause()
+    const error = err instanceof Error ? err : new Error(String(err))
+    const ex = this.current
+    if (ex !== undefined) {
+      if (!ex.responseDone) {
+        // The request body was cut off or malformed: the handler's read fails; the response it
+        // still gives is sent, and the connection closes after it.
+        ex.broken = true
+        if (ex.body === 'stream') {
+          try {
+            ex.controller?.error(error)
+          } catch {
+            // already closed
+          }
+        }
+        ex.body = 'discard'
+        return
+      }
+      // The response is out; only the rest of the request was bad.
+      this.current = undefined
+    } else {
+      const status = err instanceof HttpError ? err.status : 400
+      this.log.debug('bad request on a work stream', { proxy: this.opts.proxyName, error: error.message, status })
+      // Parser errors name what was wrong with the request; anything else stays internal.
+      const reason = reasonPhrase(status) || 'Bad Request'
+      this.emitText(undefined, status, err instanceof HttpError ? `${reason}: ${error.message}` : reason, false)
+    }
+    this.endOutput()
+    this.maybeClose()
+  }
+
+  // ---- one exchange ----
+
+  private async run(ex: Exchange): Promise<void> {
+    const head = ex.head
+    let response: Response | undefined
+    let early: [number, string] | undefined
+    if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported by this target`]
+    else if (head.expect !== undefined && head.expect.toLowerCase() !== '100-continue') early = [417, 'Expectation Failed']
+    let request: Request | undefined
+    if (early === undefined) {
+      try {
+        request = this.buildRequest(ex)
+      } catch (err) {
+        early = [400, `Bad Request: ${(err as Error).message}`]
+      }
+    }
+    if (early !== undefined || request === undefined) {
+      this.finishBody(ex)
+      const [status, text] = early ?? [400, 'Bad Request']
+      this.emitText(head, status, text, head.keepAlive)
+      this.responseWritten(ex, head.keepAlive)
+      return
+    }
+    if (ex.body === 'stream' && head.expect !== undefined) this.emit(ResponseWriter.interim(100))
+    const info: HandlerInfo = {
+      proxyName: this.opts.proxyName ?? '',
+      remoteAddr: this.opts.remoteAddr,
+      remotePort: this.opts.remotePort,
+      rawHeaders: head.headers,
+    }
+    try {
+      const r: unknown = await this.handler(request, info)
+      if (!(r instanceof Response)) throw new TypeError(`the handler returned ${r === null ? 'null' : typeof r}, not a Response`)
+      if (r.type === 'error' || r.status < 200) throw new TypeError(`the handler returned a network error or status ${r.status}`)
+      response = r
+    } catch (err) {
+      if (this.closed || this.current !== ex) return
+      this.log.warn('handler failed', { proxy: this.opts.proxyName, error: err instanceof Error ? err.message : String(err) })
+      this.finishBody(ex)
+      const keepAlive = head.keepAlive && !ex.broken
+      this.emitText(head, 500, 'Internal Server Error', keepAlive)
+      this.responseWritten(ex, keepAlive)
+      return
+    }
+    if (this.closed || this.current !== ex) {
+      void response.body?.cancel().catch(() => {})
+      return
+    }
+    await this.writeResponse(ex, response)
+  }
+
+  private buildRequest(ex: Exchange): Request {
+    const head = ex.head
+    const url = requestURL(head)
+    const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex.abort.signal }
+    if (ex.stream !== undefined) {
+      init.body = ex.stream
+      // Required for a stream body by Chromium and undici: the request is sent while its body streams.
+      init.duplex = 'half'
+    }
+    const request = new Request(url, init)
+    restoreForbiddenHeaders(request, head.headers)
+    return request
+  }
+
+  private async writeResponse(ex: Exchange, response: Response): Promise<void> {
+    const head = ex.head
+    const w = new ResponseWriter({
+      requestMethod: head.method,
+      requestVersionMinor: head.versionMinor,
+      keepAlive: head.keepAlive && !ex.broken,
+    })
+    let headBytes: Uint8Array
+    try {
+      headBytes = w.head({
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+        bodyLength: response.body === null ? 0 : undefined,
+      })
+    } catch (err) {
+      this.log.warn('handler response cannot be sent', { proxy: this.opts.proxyName, error: (err as Error).message })
+      void response.body?.cancel().catch(() => {})
+      this.finishBody(ex)
+      this.emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex.broken)
+      this.responseWritten(ex, head.keepAlive && !ex.broken)
+      return
+    }
+    this.emit(headBytes)
+    const body = response.body
+    try {
+      if (body !== null) {
+        if (w.framing === 'none') {
+          void body.cancel().catch(() => {})
+        } else {
+          const reader = body.getReader()
+          ex.reader = reader
+          for (;;) {
+            await this.whenWritable()
+            if (this.closed) return
+            const { done, value } = await reader.read()
+            if (done) break
+            if (this.closed) return
+            if (!(value instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array')
+            for (const b of w.body(value)) this.emit(b)
+          }
+          ex.reader = undefined
+        }
+      }
+      this.emit(w.end())
+    } catch (err) {
+      if (this.closed) return
+      // Part of the response is out: the only honest signal left is to cut the stream.
+      this.log.warn('response body failed', { proxy: this.opts.proxyName, error: err instanceof Error ? err.message : String(err) })
+      void ex.reader?.cancel().catch(() => {})
+      this.destroy(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    this.responseWritten(ex, w.keepAlive)
+  }
+
+  /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
+  private finishBody(ex: Exchange): void {
+    if (ex.body === 'stream' && !ex.requestDone) {
+      ex.body = 'discard'
+      try {
+        ex.controller?.error(new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
+      } catch {
+        // already closed
+      }
+    }
+    this.maybeDrain()
+  }
+
+  private responseWritten(ex: Exchange, keepAlive: boolean): void {
+    if (this.closed || this.current !== ex) return
+    ex.responseDone = true
+    this.finishBody(ex)
+    // ignoreInput: the request turned bad after this response's head went out with keep-alive.
+    if (!keepAlive || this.ignoreInput) {
+      this.ignoreInput = true
+      this.parser.pause()
+      this.current = undefined
+      this.endOutput()
+      this.maybeDrain()
+      this.maybeClose()
+      return
+    }
+    if (ex.requestDone) this.nextExchange()
+  }
+
+  private nextExchange(): void {
+    this.current = undefined
+    if (this.ignoreInput) {
+      this.endOutput()
+      this.maybeClose()
+      return
+    }
+    // Parses held (pipelined) input; an end of input that was waiting for this gives onEof.
+    this.feed(() => this.parser.resume())
+    this.maybeDrain()
+  }
+
+  private abortExchange(ex: Exchange, err: Error): void {
+    ex.abort.abort(err)
+    if (ex.body === 'stream') {
+      try {
+        ex.controller?.error(err)
+      } catch {
+        // already closed
+      }
+    }
+    ex.body = 'discard'
+    void ex.reader?.cancel(err).catch(() => {})
+  }
+
+  // ---- output ----
+
+  private emit(bytes: Uint8Array): void {
+    if (this.closed || this.endPending || bytes.length === 0) return
+    if (this.outPaused || this.outQueue.length > 0 || this.sink === undefined) this.outQueue.push(bytes)
+    else this.sink.onData(bytes)
+  }
+
+  /** A complete short text/plain response. */
+  private emitText(req: RequestHead | undefined, status: number, text: string, keepAlive: boolean): void {
+    const body = new TextEncoder().encode(`${text}\n`)
+    const w = new ResponseWriter({ keepAlive, requestMethod: req?.method, requestVersionMinor: req?.versionMinor })
+    this.emit(w.head({ status, headers: [['Content-Type', 'text/plain; charset=utf-8']], bodyLength: body.length }))
+    for (const b of w.body(body)) this.emit(b)
+    this.emit(w.end())
+  }
+
+  private flush(): void {
+    const sink = this.sink
+    if (sink === undefined || this.closed) return
+    while (!this.outPaused && this.outQueue.length > 0) {
+      sink.onData(this.outQueue.shift()!)
+      if (this.closed) return
+    }
+    if (this.outPaused) return
+    if (this.endPending && !this.endDelivered) {
+      this.endDelivered = true
+      sink.onEnd()
+      this.maybeClose()
+    }
+    this.wakeWriters()
+  }
+
+  private whenWritable(): Promise<void> {
+    if (!this.outPaused || this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.writableWaiters.push(resolve))
+  }
+
+  private wakeWriters(): void {
+    const w = this.writableWaiters
+    if (w.length === 0) return
+    this.writableWaiters = []
+    for (const f of w) f()
+  }
+
+  /** Half-closes our side after the queued bytes (no response follows). */
+  private endOutput(): void {
+    if (this.endPending) return
+    this.endPending = true
+    this.flush()
+  }
+
+  private maybeClose(): void {
+    if (this.closed || !this.endDelivered || !this.inputEnded) return
+    this.closed = true
+    const ex = this.current
+    this.current = undefined
+    if (ex !== undefined) this.abortExchange(ex, new WsfrpError('ERR_CONN_CLOSED', 'the connection closed'))
+    queueMicrotask(() => this.sink?.onClose())
+  }
+}
+
+/** The URL of a Request for `head`: origin-form targets are resolved against the Host field. */
+function requestURL(head: RequestHead): string {
+  const t = head.target
+  if (t.startsWith('/')) {
+    let host = 'localhost'
+    for (const [name, value] of head.headers) {
+      if (name.length === 4 && name.toLowerCase() === 'host') {
+        host = value
+        break
+      }
+    }
+    if (!HOST_RE.test(host)) throw new HttpError('ERR_HTTP_PARSE', 400, 'invalid Host header')
+    return new URL(`http://${host}${t}`).href
+  }
+  if (/^https?:\/\//i.test(t)) return new URL(t).href
+  throw new HttpError('ERR_HTTP_PARSE', 400, `unsupported request target form: ${t.slice(0, 64)}`)
+}
+
+/**
+ * Browsers filter "forbidden request-header names" out of `new Request()` (Fetch standard §4.6);
+ * a server-side handler needs Host, Cookie and the rest. A Headers object made on its own has no
+ * such guard, so when something was filtered the Request gets one of those as its own `headers`
+ * property (shadowing the prototype getter on this one object). Node's Request filters nothing.
+ */
+function restoreForbiddenHeaders(request: Request, fields: HeaderField[]): void {
+  let complete = true
+  for (const [name] of fields) {
+    if (!request.headers.has(name)) {
+      complete = false
+      break
+    }
+  }
+  if (complete) return
+  const all = new Headers()
+  for (const [name, value] of fields) all.append(name, value)
+  Object.defineProperty(request, 'headers', { value: all, enumerable: true, configurable: true })
+}
