@@ -202,7 +202,7 @@ export function clientInfo(server: WsfrpServer, c: ControlHandle): ClientInfo {
   }
 }
 
-/** Writes a JSON answer (`body` undefined = 204-free empty object is never sent; HEAD gets no body). */
+/** Writes `body` as a JSON answer, never cached (a HEAD request gets the headers only). */
 export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`
   res.writeHead(status, {

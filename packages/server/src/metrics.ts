@@ -87,7 +87,7 @@ export interface ProxyConf {
     readonly bandwidthLimitMode?: string
   }
   readonly loadBalancer?: { readonly group: string }
-  /** tcp, udp. */
+  /** tcp, udp: the port asked for (0 = any; the port given is in `remoteAddr`). */
   readonly remotePort?: number
   /** http, https, tcpmux. */
   readonly customDomains?: readonly string[]
@@ -106,9 +106,10 @@ export function proxyConf(p: NewProxy & { proxy_name: string }): ProxyConf {
   const list = (v: string[] | undefined): readonly string[] | undefined => (v !== undefined && v.length > 0 ? Object.freeze([...v]) : undefined)
   const customDomains = list(p.custom_domains)
   const locations = list(p.locations)
+  const type = p.proxy_type || 'tcp'
   return Object.freeze({
     name: p.proxy_name,
-    type: p.proxy_type || 'tcp',
+    type,
     transport: Object.freeze({
       useEncryption: p.use_encryption === true,
       useCompression: p.use_compression === true,
@@ -116,7 +117,8 @@ export function proxyConf(p: NewProxy & { proxy_name: string }): ProxyConf {
       ...(p.bandwidth_limit_mode ? { bandwidthLimitMode: p.bandwidth_limit_mode } : {}),
     }),
     ...(p.group ? { loadBalancer: Object.freeze({ group: p.group }) } : {}),
-    ...(p.remote_port !== undefined ? { remotePort: p.remote_port } : {}),
+    // frp leaves a 0 port out of NewProxy; the conf shows it, as frps does for tcp and udp.
+    ...(p.remote_port !== undefined || type === 'tcp' || type === 'udp' ? { remotePort: p.remote_port ?? 0 } : {}),
     ...(customDomains ? { customDomains } : {}),
     ...(p.subdomain ? { subdomain: p.subdomain } : {}),
     ...(locations ? { locations } : {}),

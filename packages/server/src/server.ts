@@ -212,7 +212,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     this.vhost = new HttpVhost({
       subDomainHost: config.subDomainHost,
       vhostPort: () => (config.vhostHTTPPort !== config.bindPort ? config.vhostHTTPPort : (this.address()?.port ?? config.bindPort)),
-      reserved: (path) => this.pathSet.has(path) || path.startsWith('/_wsfrp/') || path === '/healthz',
+      reserved: (path) => this.pathSet.has(path) || path.startsWith(this.dashboard.path) || path === '/healthz',
       logger: this.log,
     })
     this.proxies.setManager('http', this.vhost)

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto'
 import * as http from 'node:http'
+import { isIP } from 'node:net'
 import type { Registry } from 'prom-client'
 import { WsfrpError } from '@wsfrp/core'
 import { handleApi, sendJson } from '../api.js'
@@ -143,6 +144,16 @@ export class Dashboard {
   async listen(): Promise<ServerAddress | undefined> {
     if (!this.ownPort || !this.enabled || this.listener !== undefined) return this.address()
     const { addr, port, user, password } = this.server.config.webServer
+    const refuse = (reason: string): WsfrpError =>
+      new WsfrpError(
+        'ERR_CONFIG',
+        `the dashboard on ${addr}:${port} would be public without a password: set webServer.user and webServer.password, or bind webServer.addr to 127.0.0.1 (${reason})`,
+      )
+    // An address literal is judged before binding, so a refused public listener never exists.
+    if (isIP(addr) !== 0) {
+      const early = decideExposure({ listenAddress: addr, user, password, enabled: true })
+      if (early.mode === 'off') throw refuse(early.reason)
+    }
     const listener = http.createServer((req, res) => this.handleOwn(req, res))
     await new Promise<void>((resolve, reject) => {
       listener.once('error', (err: NodeJS.ErrnoException) => {
@@ -155,7 +166,7 @@ export class Dashboard {
         const exposure = decideExposure({ listenAddress: typeof bound === 'object' && bound !== null ? bound.address : undefined, user, password, enabled: true })
         if (exposure.mode === 'off') {
           listener.close()
-          reject(new WsfrpError('ERR_CONFIG', `the dashboard on ${addr}:${port} would be public without a password: set webServer.user and webServer.password, or bind webServer.addr to 127.0.0.1 (${exposure.reason})`))
+          reject(refuse(exposure.reason))
           return
         }
         this.listenerExposure = exposure
