@@ -25,7 +25,7 @@ export interface TcpProxyManagerOptions {
   maxPortsPerClient?: number
   /**
    * User connections per proxy that may wait for a work connection at once. Beyond it, new user
-   * connections are closed at once, so a flood cannot queue unbounded work. Default 64.
+   * connections are closed at once, so a flood cannot queue unbounded work. Default 1,024.
    */
   maxPendingUserConns?: number
   /**
@@ -108,7 +108,9 @@ export class TcpProxyManager {
     this.bindAddr = opts.proxyBindAddr ?? '0.0.0.0'
     this.allowPorts = opts.allowPorts ?? []
     this.maxPortsPerClient = opts.maxPortsPerClient ?? 0
-    this.maxPending = opts.maxPendingUserConns ?? 64
+    // Bursts of hundreds of connections are normal (frp has no such cap); the bound is there so that a
+    // client that never opens work streams cannot make the server queue sockets without end.
+    this.maxPending = opts.maxPendingUserConns ?? 1024
     this.reservationMs = opts.portReservationMs ?? DAY_MS
   }
 
