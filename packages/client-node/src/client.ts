@@ -19,7 +19,8 @@ import {
 } from '@wsfrp/core'
 import { connectTcp, dialWs, nodeCrypto, type DialWsOptions, type WsConn } from '@wsfrp/node'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
-import { ConnectProxyAgent } from './proxy-agent.js'
+import { ConnectProxyAgent, proxyFromEnv, type ProxyAuthHook } from './proxy-agent.js'
+import { planReload, type ReloadResult } from './reload.js'
 import { describeRemote, originFor, redactUrl, remotePortOf, serverUrlFor, urlHost } from './url.js'
 
 /** Reconnect timing; every value in milliseconds. */
@@ -53,6 +54,18 @@ export interface CreateClientOptions {
   closeTimeoutMs?: number
   /** Extra headers for the WebSocket upgrade request (e.g. for a reverse proxy in front of the server). */
   headers?: Record<string, string>
+  /**
+   * Where the proxy variables are read when `transport.proxyURL` is empty: `https_proxy`/`HTTPS_PROXY`
+   * (wss), `http_proxy`/`HTTP_PROXY` (ws), `all_proxy`/`ALL_PROXY`, and `no_proxy`/`NO_PROXY`.
+   * Default `process.env`; pass `{}` to ignore the environment.
+   */
+  env?: Record<string, string | undefined>
+  /**
+   * Credentials for an http(s) proxy's CONNECT, asked before the first CONNECT and after each 407.
+   * Default: Basic with the proxy URL's user and password. The hook is where NTLM or Negotiate can
+   * be plugged in.
+   */
+  proxyAuth?: ProxyAuthHook
   /**
    * Log a line when a proxy comes up (`tcp proxy running: 127.0.0.1:22 ⇐ host:6000`). Default true.
    * The CLI turns it off on the console because it prints the same line itself.
@@ -162,6 +175,14 @@ export interface WsfrpClient {
   start(): Promise<void>
   /** Closes gracefully (GoAway + WebSocket close) and stops reconnecting. Idempotent. */
   stop(): Promise<void>
+  /**
+   * Applies the proxies of a new (validated) configuration to the running client without dropping
+   * the others: new proxies are registered, missing ones closed (CloseProxy), changed ones closed
+   * and registered again; connections through untouched proxies go on. Other settings (server,
+   * token, user, transport, log) need a restart: they keep their running values and are listed in
+   * `ignored`. Works in any state; while offline the changes apply at the next login.
+   */
+  reload(config: ClientConfig): ReloadResult
   status(): ClientStatus
   on<E extends ClientEventName>(event: E, listener: (...args: ClientEvents[E]) => void): this
   off<E extends ClientEventName>(event: E, listener: (...args: ClientEvents[E]) => void): this
@@ -232,6 +253,8 @@ class ClientImpl implements WsfrpClient {
   private transportClosed: Promise<void> = Promise.resolve()
   private dialAbort: AbortController | undefined
   private wake: (() => void) | undefined
+  /** The configuration in force: the one given, with the proxies of the last reload(). */
+  private current: ClientConfig
 
   constructor(
     private readonly cfg: ClientConfig,
@@ -241,17 +264,50 @@ class ClientImpl implements WsfrpClient {
     this.shownUrl = redactUrl(this.url)
     this.serverHost = urlHost(this.url)
     this.log = opts.logger ?? noopLogger
-    for (const p of cfg.proxies) {
-      const log = this.log.child(`[${p.name}]`)
-      this.proxies.set(p.name, {
-        cfg: p,
-        role: { name: p.name, type: p.type, fields: proxyFields(p) },
-        state: { name: p.name, type: p.type, local: hostPort(p.localIP, p.localPort), status: 'pending', error: '', remoteAddr: '', remote: '' },
-        log,
-        retryTimer: undefined,
-        loggedError: '',
-      })
+    this.current = cfg
+    for (const p of cfg.proxies) this.proxies.set(p.name, this.newEntry(p))
+  }
+
+  private newEntry(p: ProxyConfig): ProxyEntry {
+    return {
+      cfg: p,
+      role: { name: p.name, type: p.type, fields: proxyFields(p) },
+      state: { name: p.name, type: p.type, local: hostPort(p.localIP, p.localPort), status: 'pending', error: '', remoteAddr: '', remote: '' },
+      log: this.log.child(`[${p.name}]`),
+      retryTimer: undefined,
+      loggedError: '',
     }
+  }
+
+  reload(config: ClientConfig): ReloadResult {
+    const { next, ...result } = planReload(this.current, config)
+    this.current = { ...this.current, proxies: next }
+    const role = this.stopping ? undefined : this.role
+    for (const name of [...result.removed, ...result.changed]) {
+      const e = this.proxies.get(name)
+      if (e === undefined) continue
+      clearTimeout(e.retryTimer)
+      e.retryTimer = undefined
+      e.log.info(result.removed.includes(name) ? 'proxy removed by a reload' : 'proxy changed by a reload: registering it again')
+      // The role sends CloseProxy and reports 'closed' (through onProxyStatus, so the entry must
+      // still be there); offline there is nothing to tell the server.
+      if (role !== undefined) role.removeProxy(name)
+      else this.setProxy(e, { status: 'closed', error: '', remoteAddr: '', remote: '', remotePort: undefined })
+      this.proxies.delete(name)
+    }
+    for (const p of next) {
+      if (!result.added.includes(p.name) && !result.changed.includes(p.name)) continue
+      const e = this.newEntry(p)
+      this.proxies.set(p.name, e)
+      if (result.added.includes(p.name)) e.log.info('proxy added by a reload')
+      if (p.transport.useCompression) e.log.warn('transport.useCompression is not supported yet: this proxy is registered without compression')
+      this.emit('proxy', { ...e.state })
+      role?.addProxy(e.role)
+    }
+    if (result.ignored.length > 0) {
+      this.log.warn(`reload: ${result.ignored.join(', ')} changed; that needs a restart of the client, the running values are kept`)
+    }
+    return result
   }
 
   start(): Promise<void> {
@@ -492,8 +548,13 @@ class ClientImpl implements WsfrpClient {
       additionalScopes: this.cfg.auth.additionalScopes,
       loginTimeoutMs: this.opts.loginTimeoutMs ?? 10_000,
       logger: quietRoleLogger(this.log),
-      // Below nginx's default 60 s proxy_read_timeout, so an idle tunnel behind it stays up.
-      yamux: { keepAliveInterval: this.cfg.transport.tcpMuxKeepaliveInterval * 1000 },
+      // Below nginx's default 60 s proxy_read_timeout, so an idle tunnel behind it stays up. A short
+      // interval asks for quick detection of a dead server: a ping may take at most one interval
+      // (never more than yamux's 10 s) to come back.
+      yamux: {
+        keepAliveInterval: this.cfg.transport.tcpMuxKeepaliveInterval * 1000,
+        pingTimeout: Math.min(10_000, this.cfg.transport.tcpMuxKeepaliveInterval * 1000),
+      },
       onProxyStatus: (name, status, detail) => {
         if (this.role === role) this.onProxyStatus(role, name, status, detail)
       },
@@ -531,15 +592,37 @@ class ClientImpl implements WsfrpClient {
       } catch (err) {
         throw new WsfrpError('ERR_CONFIG', `cannot read transport.tls.trustedCaFile ${tlsCfg.trustedCaFile}: ${asError(err).message}`, { cause: err })
       }
+      // Node ignores a CA file without a PEM certificate; the dial would then fail with a puzzling
+      // "self-signed certificate" instead of naming the file.
+      if (!dial.ca.includes('-----BEGIN CERTIFICATE-----')) {
+        throw new WsfrpError('ERR_CONFIG', `transport.tls.trustedCaFile ${tlsCfg.trustedCaFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
+      }
     } else if (!secure && (tlsCfg.trustedCaFile !== '' || tlsCfg.serverName !== '')) {
       this.log.debug('transport.tls settings apply only to wss:// URLs; ignoring them', { url: this.shownUrl })
     }
-    if (this.cfg.transport.proxyURL !== '') {
-      try {
-        dial.agent = new ConnectProxyAgent({ proxyUrl: this.cfg.transport.proxyURL, secureTarget: secure, timeoutMs: dial.handshakeTimeoutMs })
-      } catch (err) {
-        throw new WsfrpError('ERR_CONFIG', `transport.proxyURL: ${asError(err).message}`, { cause: err })
+    // transport.proxyURL wins; otherwise the usual environment variables, as curl and Go read them.
+    let proxyUrl = this.cfg.transport.proxyURL
+    let source = 'transport.proxyURL'
+    if (proxyUrl === '') {
+      const found = proxyFromEnv(this.url, this.opts.env ?? process.env)
+      if (found !== undefined && 'bypass' in found) {
+        const b = found.bypass
+        this.log.info(`not using the proxy from ${b.source}: ${b.noProxy} matches ${urlHost(this.url)} (${b.entry})`)
+      } else if (found !== undefined) {
+        proxyUrl = found.proxy.url
+        source = found.proxy.source
       }
+    }
+    if (proxyUrl !== '') {
+      let agent: ConnectProxyAgent
+      try {
+        const o = { proxyUrl, secureTarget: secure, timeoutMs: dial.handshakeTimeoutMs, source }
+        agent = new ConnectProxyAgent(this.opts.proxyAuth !== undefined ? { ...o, auth: this.opts.proxyAuth } : o)
+      } catch (err) {
+        throw new WsfrpError('ERR_CONFIG', asError(err).message, { cause: err })
+      }
+      dial.agent = agent
+      this.log.info(`using proxy ${agent.label} (${source})`)
     }
     return dial
   }
@@ -619,6 +702,9 @@ class ClientImpl implements WsfrpClient {
     if (reason.startsWith(prefix)) reason = reason.slice(prefix.length).replace(/^failed: /, '')
     // ws's wording for a non-101 answer; a 404 almost always means a wrong path.
     if (/^Unexpected server response: 404$/.test(reason)) reason += ' (wrong path? frps serves the WebSocket only at /~!frp)'
+    const code = tlsErrorCode(err)
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') reason = `${reason.trimEnd()} (set transport.tls.serverName to a name the certificate holds)`
+    else if (code !== undefined && UNTRUSTED_CERT.has(code)) reason += ' (trust its CA with transport.tls.trustedCaFile)'
     return `connect to ${this.shownUrl} failed: ${this.scrub(reason)}`
   }
 
@@ -705,6 +791,18 @@ function hostPort(host: string, port: number): string {
 /** Config seconds (-1 = off) to the role's milliseconds (-1 = off). */
 function seconds(s: number): number {
   return s > 0 ? s * 1000 : -1
+}
+
+/** OpenSSL's codes for a certificate chain that does not lead to a trusted CA. */
+const UNTRUSTED_CERT = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT'])
+
+/** The `code` of a TLS failure somewhere in an error's cause chain. */
+function tlsErrorCode(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== undefined && (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || UNTRUSTED_CERT.has(code))) return code
+  }
+  return undefined
 }
 
 function asError(err: unknown): Error {

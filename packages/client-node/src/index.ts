@@ -13,8 +13,22 @@ export {
   type ClientEvents,
   type ClientEventName,
 } from './client.js'
+export { planReload, type ReloadResult } from './reload.js'
 export { backoffDelay, backoffCeiling, BACKOFF_DEFAULTS, type BackoffOptions } from './backoff.js'
 export { serverUrlFor, redactUrl, originFor } from './url.js'
 export { createLogger, type ClientLogger, type LoggerOptions, type LogLevel } from './logger.js'
-export { ConnectProxyAgent, type ConnectProxyAgentOptions } from './proxy-agent.js'
+export {
+  ConnectProxyAgent,
+  basicProxyAuth,
+  parseProxyUrl,
+  proxyLabel,
+  proxyFromEnv,
+  noProxyMatch,
+  PROXY_SCHEMES,
+  type ConnectProxyAgentOptions,
+  type ProxyAuthHook,
+  type ProxyAuthChallenge,
+  type EnvProxy,
+  type EnvBypass,
+} from './proxy-agent.js'
 export { VERSION } from './version.js'

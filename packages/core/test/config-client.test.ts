@@ -146,7 +146,7 @@ test('every client field reports its dotted path', T, () => {
         tcpMuxKeepaliveInterval: 'x',
         heartbeatInterval: 30,
         heartbeatTimeout: 10,
-        proxyURL: 'socks5://u:pw@proxy:1080',
+        proxyURL: 'socks4://u:pw@proxy:1080',
         tls: { enable: 1, trustedCaFile: 2, serverName: 'a b' },
       },
       log: { level: 'loud', disablePrintColor: 'yes', maxDays: -1 },
@@ -165,7 +165,7 @@ test('every client field reports its dotted path', T, () => {
       'transport.poolCount: must be an integer >= 0, got -1',
       'transport.tcpMuxKeepaliveInterval: must be an integer >= 1 (seconds), got "x"',
       'transport.heartbeatTimeout: must not be less than transport.heartbeatInterval (30), got 10',
-      'transport.proxyURL: must be an http:// or https:// proxy ("socks5" is not supported yet), got a string',
+      'transport.proxyURL: must be an http://, https://, socks5:// or socks5h:// proxy URL, got a string',
       'transport.tls.enable: must be true or false, got 1',
       'transport.tls.trustedCaFile: must be a string, got 2',
       'transport.tls.serverName: must be a host name or IP address, got "a b"',
@@ -209,11 +209,13 @@ test('resolveServerURL builds ws:// or wss:// from serverAddr and serverPort', T
   assert.equal(resolveServerURL(validateClientConfig({ serverAddr: '::1' })), 'ws://[::1]:7000/~!frp')
 })
 
-test('proxyURL accepts http(s) with credentials and refuses other schemes without echoing them', T, () => {
+test('proxyURL accepts http(s) and socks5(h) with credentials and refuses other schemes without echoing them', T, () => {
   assert.equal(validateClientConfig({ transport: { proxyURL: 'http://u:p@proxy:3128' } }).transport.proxyURL, 'http://u:p@proxy:3128')
   assert.equal(validateClientConfig({ transport: { proxyURL: 'https://proxy.example' } }).transport.proxyURL, 'https://proxy.example')
   const got = lines({ transport: { proxyURL: 'ntlm://dom:sekrit@proxy:8080' } })
-  assert.deepEqual(got, ['transport.proxyURL: must be an http:// or https:// proxy ("ntlm" is not supported yet), got a string'])
+  assert.deepEqual(got, ['transport.proxyURL: must be an http://, https://, socks5:// or socks5h:// proxy ("ntlm" is not supported yet), got a string'])
+  assert.equal(validateClientConfig({ transport: { proxyURL: 'socks5://u:p@proxy:1080' } }).transport.proxyURL, 'socks5://u:p@proxy:1080')
+  assert.equal(validateClientConfig({ transport: { proxyURL: 'socks5h://proxy' } }).transport.proxyURL, 'socks5h://proxy')
   assert.deepEqual(lines({ transport: { proxyURL: 'http://proxy:3128/path' } }), ['transport.proxyURL: must not have a path, got a string'])
 })
 

@@ -293,10 +293,8 @@ function normalizeServerURL(s: string): { url: string } | { problem: string } {
 function checkProxyURL(s: string): string | undefined {
   const u = splitURL(s)
   if (typeof u === 'string') return `${u} (http://[user:password@]host:port)`
-  if (u.scheme === 'socks5' || u.scheme === 'socks5h' || u.scheme === 'ntlm') {
-    return `must be an http:// or https:// proxy ("${u.scheme}" is not supported yet)`
-  }
-  if (u.scheme !== 'http' && u.scheme !== 'https') return 'must be an http:// or https:// proxy URL'
+  if (u.scheme === 'ntlm') return `must be an http://, https://, socks5:// or socks5h:// proxy ("${u.scheme}" is not supported yet)`
+  if (!['http', 'https', 'socks5', 'socks5h'].includes(u.scheme)) return 'must be an http://, https://, socks5:// or socks5h:// proxy URL'
   if (u.rest !== '' && u.rest !== '/') return 'must not have a path'
   return undefined
 }
