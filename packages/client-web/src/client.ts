@@ -89,7 +89,7 @@ export interface ConnectOptions {
   user?: string
   /** Default: the global WebSocket in browsers, `ws` in Node (via `isomorphic-ws`). */
   WebSocket?: WebSocketConstructor
-  /** Default: {@link webCrypto} (@noble, since WebCrypto has neither MD5 nor AES-CFB). */
+  /** Default: {@link webCrypto} (the core's own MD5/SHA-1/AES, since WebCrypto has neither MD5 nor AES-CFB). */
   crypto?: CryptoProvider
   logger?: Logger
   /** Reconnect after failures: true (default) with the defaults of {@link ReconnectOptions}, or false. */
@@ -220,24 +220,24 @@ class Client extends EventTarget implements WsfrpClient {
   private _status: ConnectionStatus = 'offline'
   private _runId: string | undefined
   private _lastError: Error | undefined
-  private readonly proxies = new Map<string, WebProxy>()
-  private readonly url: string
-  private readonly log: Logger
-  private readonly crypto: CryptoProvider
-  private readonly backoff: Required<ReconnectOptions> | undefined
-  private role: FrpClientRole | undefined
-  private closing = false
-  private readonly dialAbort = new AbortController()
-  private wake: (() => void) | undefined
-  private readonly done: Promise<void>
+  private readonly _proxies = new Map<string, WebProxy>()
+  private readonly _url: string
+  private readonly _log: Logger
+  private readonly _crypto: CryptoProvider
+  private readonly _backoff: Required<ReconnectOptions> | undefined
+  private _role: FrpClientRole | undefined
+  private _closing = false
+  private readonly _dialAbort = new AbortController()
+  private _wake: (() => void) | undefined
+  private readonly _done: Promise<void>
 
-  constructor(private readonly opts: ConnectOptions) {
+  constructor(private readonly _opts: ConnectOptions) {
     super()
-    this.url = websocketURL(opts.serverURL)
-    this.log = opts.logger ?? noopLogger
-    this.crypto = opts.crypto ?? webCrypto
-    const r = opts.reconnect ?? true
-    this.backoff =
+    this._url = websocketURL(_opts.serverURL)
+    this._log = _opts.logger ?? noopLogger
+    this._crypto = _opts.crypto ?? webCrypto
+    const r = _opts.reconnect ?? true
+    this._backoff =
       r === false
         ? undefined
         : {
@@ -247,8 +247,8 @@ class Client extends EventTarget implements WsfrpClient {
             jitter: 0.5,
             ...(r === true ? {} : r),
           }
-    for (const p of opts.proxies ?? []) this.addProxyEntry(p)
-    this.done = Promise.resolve().then(() => this.loop())
+    for (const p of _opts.proxies ?? []) this._addProxyEntry(p)
+    this._done = Promise.resolve().then(() => this._loop())
   }
 
   get status(): ConnectionStatus {
@@ -264,134 +264,134 @@ class Client extends EventTarget implements WsfrpClient {
   }
 
   addProxy(proxy: WebProxy): void {
-    this.addProxyEntry(proxy)
-    this.role?.addProxy(toClientProxy(proxy))
+    this._addProxyEntry(proxy)
+    this._role?.addProxy(toClientProxy(proxy))
   }
 
   removeProxy(name: string): boolean {
-    if (!this.proxies.delete(name)) return false
-    this.role?.removeProxy(name)
+    if (!this._proxies.delete(name)) return false
+    this._role?.removeProxy(name)
     return true
   }
 
   proxyNames(): string[] {
-    return [...this.proxies.keys()]
+    return [...this._proxies.keys()]
   }
 
   close(): Promise<void> {
-    if (!this.closing) {
-      this.closing = true
-      this.dialAbort.abort()
-      this.role?.close()
-      this.wake?.()
+    if (!this._closing) {
+      this._closing = true
+      this._dialAbort.abort()
+      this._role?.close()
+      this._wake?.()
     }
-    return this.done
+    return this._done
   }
 
-  private addProxyEntry(p: WebProxy): void {
+  private _addProxyEntry(p: WebProxy): void {
     checkProxy(p)
-    if (this.proxies.has(p.name)) throw new WsfrpError('ERR_CONFIG', `proxy ${p.name} already exists`)
-    this.proxies.set(p.name, p)
+    if (this._proxies.has(p.name)) throw new WsfrpError('ERR_CONFIG', `proxy ${p.name} already exists`)
+    this._proxies.set(p.name, p)
   }
 
-  private setStatus(status: ConnectionStatus, error?: Error): void {
+  private _setStatus(status: ConnectionStatus, error?: Error): void {
     if (error !== undefined) this._lastError = error
     if (status === this._status) return
     this._status = status
     this.dispatchEvent(new StatusEvent(status, error))
   }
 
-  private async loop(): Promise<void> {
+  private async _loop(): Promise<void> {
     let attempt = 0
-    while (!this.closing) {
-      this.setStatus('connecting')
+    while (!this._closing) {
+      this._setStatus('connecting')
       let err: Error | undefined
       try {
-        err = await this.session(() => {
+        err = await this._session(() => {
           attempt = 0
         })
       } catch (e) {
         err = e instanceof Error ? e : new Error(String(e))
       }
-      this.role = undefined
-      if (this.closing) break
-      this.log.warn('disconnected', { error: err?.message })
-      this.setStatus('offline', err)
-      if (this.backoff === undefined || isWsfrpError(err, 'ERR_AUTH')) break
-      const ms = this.delay(attempt++)
-      this.log.info('reconnecting', { inMs: Math.round(ms) })
+      this._role = undefined
+      if (this._closing) break
+      this._log.warn('disconnected', { error: err?.message })
+      this._setStatus('offline', err)
+      if (this._backoff === undefined || isWsfrpError(err, 'ERR_AUTH')) break
+      const ms = this._delay(attempt++)
+      this._log.info('reconnecting', { inMs: Math.round(ms) })
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
-          this.wake = undefined
+          this._wake = undefined
           resolve()
         }, ms)
-        this.wake = () => {
+        this._wake = () => {
           clearTimeout(t)
-          this.wake = undefined
+          this._wake = undefined
           resolve()
         }
       })
     }
-    this.setStatus('offline')
+    this._setStatus('offline')
   }
 
   /** One connection: dial, log in, serve until it ends. Resolves with the cause of the end. */
-  private async session(onLogin: () => void): Promise<Error | undefined> {
-    const o = this.opts
-    const transport = await dialWebSocket(this.url, {
+  private async _session(onLogin: () => void): Promise<Error | undefined> {
+    const o = this._opts
+    const transport = await dialWebSocket(this._url, {
       ...o.websocket,
       WebSocket: o.WebSocket,
       timeoutMs: o.connectTimeoutMs,
-      signal: this.dialAbort.signal,
+      signal: this._dialAbort.signal,
     })
-    if (this.closing) {
+    if (this._closing) {
       transport.destroy()
       return undefined
     }
     const role = new FrpClientRole(transport, {
       token: o.token,
-      crypto: this.crypto,
+      crypto: this._crypto,
       user: o.user,
       runId: this._runId,
       poolCount: o.poolCount,
       metas: o.metas,
       platform: { os: 'browser', arch: 'js' },
-      proxies: [...this.proxies.values()].map(toClientProxy),
-      dialTarget: (proxy, start) => this.dialTarget(proxy, start),
+      proxies: [...this._proxies.values()].map(toClientProxy),
+      dialTarget: (proxy, start) => this._dialTarget(proxy, start),
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       heartbeatTimeoutMs: o.heartbeatTimeoutMs,
       loginTimeoutMs: o.loginTimeoutMs,
-      logger: this.log,
+      logger: this._log,
       yamux: o.yamux,
       onProxyStatus: (name, status, detail) => this.dispatchEvent(new ProxyStatusEvent(name, status, detail)),
     })
-    this.role = role
+    this._role = role
     const { runId } = await role.login()
-    if (this.closing) {
+    if (this._closing) {
       role.close()
       return undefined
     }
     this._runId = runId
     onLogin()
-    this.setStatus('online')
+    this._setStatus('online')
     return await role.closed
   }
 
-  private dialTarget(proxy: ClientProxy, start: StartWorkConn): Promise<Conn> {
-    const p = this.proxies.get(proxy.name)
+  private _dialTarget(proxy: ClientProxy, start: StartWorkConn): Promise<Conn> {
+    const p = this._proxies.get(proxy.name)
     if (p === undefined) return Promise.reject(new WsfrpError('ERR_PROXY', `proxy ${proxy.name} was removed`))
     const common = {
       proxyName: p.name,
       remoteAddr: start.src_addr,
       remotePort: start.src_port,
-      logger: this.log,
+      logger: this._log,
     }
-    if (p.type === 'http') return Promise.resolve(handlerTarget(p.handler, { ...this.opts.http, ...common }))
-    return Promise.resolve(streamTarget(p.handler, { ...common, highWaterMark: this.opts.streamHighWaterMark }))
+    if (p.type === 'http') return Promise.resolve(handlerTarget(p.handler, { ...this._opts.http, ...common }))
+    return Promise.resolve(streamTarget(p.handler, { ...common, highWaterMark: this._opts.streamHighWaterMark }))
   }
 
-  private delay(attempt: number): number {
-    const b = this.backoff!
+  private _delay(attempt: number): number {
+    const b = this._backoff!
     const base = Math.min(b.maxDelayMs, b.initialDelayMs * Math.pow(b.factor, attempt))
     const j = Math.min(1, Math.max(0, b.jitter))
     return base * (1 - j * Math.random())

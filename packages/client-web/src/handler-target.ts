@@ -112,118 +112,118 @@ interface Exchange {
 
 class HandlerConn implements Conn {
   readonly canPause = true
-  private sink: ConnSink | undefined
-  private readonly parser: RequestParser
-  private readonly log: Logger
-  private readonly bodyHwm: number
-  private current: Exchange | undefined
+  private _sink: ConnSink | undefined
+  private readonly _parser: RequestParser
+  private readonly _log: Logger
+  private readonly _bodyHwm: number
+  private _current: Exchange | undefined
 
   // Input side (bytes from the peer).
-  private needDrain = false
-  private inputEnded = false
+  private _needDrain = false
+  private _inputEnded = false
   /** No more input is parsed: a parse error, or the response said Connection: close. */
-  private ignoreInput = false
+  private _ignoreInput = false
 
   // Output side (bytes to the peer).
-  private outPaused = false
-  private outQueue: Uint8Array[] = []
-  private endPending = false
-  private endDelivered = false
-  private writableWaiters: (() => void)[] = []
+  private _outPaused = false
+  private _outQueue: Uint8Array[] = []
+  private _endPending = false
+  private _endDelivered = false
+  private _writableWaiters: (() => void)[] = []
 
-  private closed = false
+  private _closed = false
 
   constructor(
-    private readonly handler: FetchHandler,
-    private readonly opts: HandlerTargetOptions,
+    private readonly _handler: FetchHandler,
+    private readonly _opts: HandlerTargetOptions,
   ) {
-    this.log = opts.logger ?? noopLogger
-    this.bodyHwm = opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
-    if (!(this.bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${this.bodyHwm}`)
-    this.parser = new RequestParser(
+    this._log = _opts.logger ?? noopLogger
+    this._bodyHwm = _opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
+    if (!(this._bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${this._bodyHwm}`)
+    this._parser = new RequestParser(
       {
-        onHead: (head) => this.onHead(head),
-        onBody: (chunk) => this.onBody(chunk),
-        onMessageEnd: () => this.onMessageEnd(),
-        onEof: () => this.onEof(),
+        onHead: (head) => this._onHead(head),
+        onBody: (chunk) => this._onBody(chunk),
+        onMessageEnd: () => this._onMessageEnd(),
+        onEof: () => this._onEof(),
       },
-      opts,
+      _opts,
     )
   }
 
   // ---- Conn ----
 
   start(sink: ConnSink): void {
-    if (this.sink !== undefined) throw new Error('handlerTarget: start() called twice')
-    this.sink = sink
+    if (this._sink !== undefined) throw new Error('handlerTarget: start() called twice')
+    this._sink = sink
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.closed || this.inputEnded) return false
-    if (this.ignoreInput) return true
-    this.feed(() => this.parser.push(chunk))
-    if (this.canTakeMore()) return true
-    this.needDrain = true
+    if (this._closed || this._inputEnded) return false
+    if (this._ignoreInput) return true
+    this._feed(() => this._parser.push(chunk))
+    if (this._canTakeMore()) return true
+    this._needDrain = true
     return false
   }
 
   end(): void {
-    if (this.closed || this.inputEnded) return
-    this.inputEnded = true
-    if (this.ignoreInput) {
-      this.maybeClose()
+    if (this._closed || this._inputEnded) return
+    this._inputEnded = true
+    if (this._ignoreInput) {
+      this._maybeClose()
       return
     }
     // The check runs once the held input is parsed: onEof, or an error for a cut-off request.
-    this.feed(() => this.parser.finish())
+    this._feed(() => this._parser.finish())
   }
 
   destroy(err?: Error): void {
-    if (this.closed) return
-    this.closed = true
-    this.outQueue = []
-    const ex = this.current
-    this.current = undefined
-    if (ex !== undefined) this.abortExchange(ex, err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed'))
-    this.wakeWriters()
-    queueMicrotask(() => this.sink?.onClose(err))
+    if (this._closed) return
+    this._closed = true
+    this._outQueue = []
+    const ex = this._current
+    this._current = undefined
+    if (ex !== undefined) this._abortExchange(ex, err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed'))
+    this._wakeWriters()
+    queueMicrotask(() => this._sink?.onClose(err))
   }
 
   pause(): void {
-    this.outPaused = true
+    this._outPaused = true
   }
 
   resume(): void {
-    if (!this.outPaused) return
-    this.outPaused = false
-    this.flush()
+    if (!this._outPaused) return
+    this._outPaused = false
+    this._flush()
   }
 
   // ---- input ----
 
   /** Runs a parser call; a parse error becomes an error response (or closes after the current one). */
-  private feed(call: () => void): void {
+  private _feed(call: () => void): void {
     try {
       call()
     } catch (err) {
-      this.onInputError(err)
+      this._onInputError(err)
     }
   }
 
-  private canTakeMore(): boolean {
-    if (this.ignoreInput) return true
-    if (this.parser.bufferedBytes > 0) return false
-    const ex = this.current
+  private _canTakeMore(): boolean {
+    if (this._ignoreInput) return true
+    if (this._parser.bufferedBytes > 0) return false
+    const ex = this._current
     return !(ex !== undefined && ex.body === 'stream' && ex.controller !== undefined && (ex.controller.desiredSize ?? 1) <= 0)
   }
 
-  private maybeDrain(): void {
-    if (!this.needDrain || this.closed || !this.canTakeMore()) return
-    this.needDrain = false
-    this.sink?.onDrain()
+  private _maybeDrain(): void {
+    if (!this._needDrain || this._closed || !this._canTakeMore()) return
+    this._needDrain = false
+    this._sink?.onDrain()
   }
 
-  private onHead(head: RequestHead): void {
+  private _onHead(head: RequestHead): void {
     const ex: Exchange = {
       head,
       abort: new AbortController(),
@@ -235,7 +235,7 @@ class HandlerConn implements Conn {
       broken: false,
       reader: undefined,
     }
-    this.current = ex
+    this._current = ex
     if (head.bodyKind !== 'none') {
       const method = head.method.toUpperCase()
       if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
@@ -250,22 +250,22 @@ class HandlerConn implements Conn {
             start: (c) => {
               ex.controller = c
             },
-            pull: () => this.maybeDrain(),
+            pull: () => this._maybeDrain(),
             cancel: () => {
               ex.body = 'discard'
-              this.maybeDrain()
+              this._maybeDrain()
             },
           },
-          { highWaterMark: this.bodyHwm, size: (c) => c.byteLength },
+          { highWaterMark: this._bodyHwm, size: (c) => c.byteLength },
         )
       }
     }
     // Handlers run outside the parser's (and the peer's delivery) stack.
-    queueMicrotask(() => void this.run(ex))
+    queueMicrotask(() => void this._run(ex))
   }
 
-  private onBody(chunk: Uint8Array): void {
-    const ex = this.current
+  private _onBody(chunk: Uint8Array): void {
+    const ex = this._current
     if (ex === undefined || ex.body !== 'stream' || ex.controller === undefined) return
     try {
       ex.controller.enqueue(chunk)
@@ -275,12 +275,12 @@ class HandlerConn implements Conn {
     }
   }
 
-  private onMessageEnd(): void {
-    const ex = this.current
+  private _onMessageEnd(): void {
+    const ex = this._current
     if (ex === undefined) return
     ex.requestDone = true
     // One request at a time: pipelined requests wait until this response is written.
-    this.parser.pause()
+    this._parser.pause()
     if (ex.body === 'stream') {
       try {
         ex.controller?.close()
@@ -288,18 +288,18 @@ class HandlerConn implements Conn {
         // already cancelled
       }
     }
-    if (ex.responseDone) this.nextExchange()
+    if (ex.responseDone) this._nextExchange()
   }
 
-  private onEof(): void {
-    if (this.current === undefined) this.endOutput()
+  private _onEof(): void {
+    if (this._current === undefined) this._endOutput()
   }
 
-  private onInputError(err: unknown): void {
-    this.ignoreInput = true
-    this.parser.pause()
+  private _onInputError(err: unknown): void {
+    this._ignoreInput = true
+    this._parser.pause()
     const error = err instanceof Error ? err : new Error(String(err))
-    const ex = this.current
+    const ex = this._current
     if (ex !== undefined) {
       if (!ex.responseDone) {
         // The request body was cut off or malformed: the handler's read fails; the response it
@@ -316,21 +316,21 @@ class HandlerConn implements Conn {
         return
       }
       // The response is out; only the rest of the request was bad.
-      this.current = undefined
+      this._current = undefined
     } else {
       const status = err instanceof HttpError ? err.status : 400
-      this.log.debug('bad request on a work stream', { proxy: this.opts.proxyName, error: error.message, status })
+      this._log.debug('bad request on a work stream', { proxy: this._opts.proxyName, error: error.message, status })
       // Parser errors name what was wrong with the request; anything else stays internal.
       const reason = reasonPhrase(status) || 'Bad Request'
-      this.emitText(undefined, status, err instanceof HttpError ? `${reason}: ${error.message}` : reason, false)
+      this._emitText(undefined, status, err instanceof HttpError ? `${reason}: ${error.message}` : reason, false)
     }
-    this.endOutput()
-    this.maybeClose()
+    this._endOutput()
+    this._maybeClose()
   }
 
   // ---- one exchange ----
 
-  private async run(ex: Exchange): Promise<void> {
+  private async _run(ex: Exchange): Promise<void> {
     const head = ex.head
     let response: Response | undefined
     let early: [number, string] | undefined
@@ -339,47 +339,47 @@ class HandlerConn implements Conn {
     let request: Request | undefined
     if (early === undefined) {
       try {
-        request = this.buildRequest(ex)
+        request = this._buildRequest(ex)
       } catch (err) {
         early = [400, `Bad Request: ${(err as Error).message}`]
       }
     }
     if (early !== undefined || request === undefined) {
-      this.finishBody(ex)
+      this._finishBody(ex)
       const [status, text] = early ?? [400, 'Bad Request']
-      this.emitText(head, status, text, head.keepAlive)
-      this.responseWritten(ex, head.keepAlive)
+      this._emitText(head, status, text, head.keepAlive)
+      this._responseWritten(ex, head.keepAlive)
       return
     }
-    if (ex.body === 'stream' && head.expect !== undefined) this.emit(ResponseWriter.interim(100))
+    if (ex.body === 'stream' && head.expect !== undefined) this._emit(ResponseWriter.interim(100))
     const info: HandlerInfo = {
-      proxyName: this.opts.proxyName ?? '',
-      remoteAddr: this.opts.remoteAddr,
-      remotePort: this.opts.remotePort,
+      proxyName: this._opts.proxyName ?? '',
+      remoteAddr: this._opts.remoteAddr,
+      remotePort: this._opts.remotePort,
       rawHeaders: head.headers,
     }
     try {
-      const r: unknown = await this.handler(request, info)
+      const r: unknown = await this._handler(request, info)
       if (!(r instanceof Response)) throw new TypeError(`the handler returned ${r === null ? 'null' : typeof r}, not a Response`)
       if (r.type === 'error' || r.status < 200) throw new TypeError(`the handler returned a network error or status ${r.status}`)
       response = r
     } catch (err) {
-      if (this.closed || this.current !== ex) return
-      this.log.warn('handler failed', { proxy: this.opts.proxyName, error: err instanceof Error ? err.message : String(err) })
-      this.finishBody(ex)
+      if (this._closed || this._current !== ex) return
+      this._log.warn('handler failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
+      this._finishBody(ex)
       const keepAlive = head.keepAlive && !ex.broken
-      this.emitText(head, 500, 'Internal Server Error', keepAlive)
-      this.responseWritten(ex, keepAlive)
+      this._emitText(head, 500, 'Internal Server Error', keepAlive)
+      this._responseWritten(ex, keepAlive)
       return
     }
-    if (this.closed || this.current !== ex) {
+    if (this._closed || this._current !== ex) {
       void response.body?.cancel().catch(() => {})
       return
     }
-    await this.writeResponse(ex, response)
+    await this._writeResponse(ex, response)
   }
 
-  private buildRequest(ex: Exchange): Request {
+  private _buildRequest(ex: Exchange): Request {
     const head = ex.head
     const url = requestURL(head)
     const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex.abort.signal }
@@ -393,7 +393,7 @@ class HandlerConn implements Conn {
     return request
   }
 
-  private async writeResponse(ex: Exchange, response: Response): Promise<void> {
+  private async _writeResponse(ex: Exchange, response: Response): Promise<void> {
     const head = ex.head
     const w = new ResponseWriter({
       requestMethod: head.method,
@@ -409,14 +409,14 @@ class HandlerConn implements Conn {
         bodyLength: response.body === null ? 0 : undefined,
       })
     } catch (err) {
-      this.log.warn('handler response cannot be sent', { proxy: this.opts.proxyName, error: (err as Error).message })
+      this._log.warn('handler response cannot be sent', { proxy: this._opts.proxyName, error: (err as Error).message })
       void response.body?.cancel().catch(() => {})
-      this.finishBody(ex)
-      this.emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex.broken)
-      this.responseWritten(ex, head.keepAlive && !ex.broken)
+      this._finishBody(ex)
+      this._emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex.broken)
+      this._responseWritten(ex, head.keepAlive && !ex.broken)
       return
     }
-    this.emit(headBytes)
+    this._emit(headBytes)
     const body = response.body
     try {
       if (body !== null) {
@@ -426,31 +426,31 @@ class HandlerConn implements Conn {
           const reader = body.getReader()
           ex.reader = reader
           for (;;) {
-            await this.whenWritable()
-            if (this.closed) return
+            await this._whenWritable()
+            if (this._closed) return
             const { done, value } = await reader.read()
             if (done) break
-            if (this.closed) return
+            if (this._closed) return
             if (!(value instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array')
-            for (const b of w.body(value)) this.emit(b)
+            for (const b of w.body(value)) this._emit(b)
           }
           ex.reader = undefined
         }
       }
-      this.emit(w.end())
+      this._emit(w.end())
     } catch (err) {
-      if (this.closed) return
+      if (this._closed) return
       // Part of the response is out: the only honest signal left is to cut the stream.
-      this.log.warn('response body failed', { proxy: this.opts.proxyName, error: err instanceof Error ? err.message : String(err) })
+      this._log.warn('response body failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
       void ex.reader?.cancel().catch(() => {})
       this.destroy(err instanceof Error ? err : new Error(String(err)))
       return
     }
-    this.responseWritten(ex, w.keepAlive)
+    this._responseWritten(ex, w.keepAlive)
   }
 
   /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
-  private finishBody(ex: Exchange): void {
+  private _finishBody(ex: Exchange): void {
     if (ex.body === 'stream' && !ex.requestDone) {
       ex.body = 'discard'
       try {
@@ -459,39 +459,39 @@ class HandlerConn implements Conn {
         // already closed
       }
     }
-    this.maybeDrain()
+    this._maybeDrain()
   }
 
-  private responseWritten(ex: Exchange, keepAlive: boolean): void {
-    if (this.closed || this.current !== ex) return
+  private _responseWritten(ex: Exchange, keepAlive: boolean): void {
+    if (this._closed || this._current !== ex) return
     ex.responseDone = true
-    this.finishBody(ex)
+    this._finishBody(ex)
     // ignoreInput: the request turned bad after this response's head went out with keep-alive.
-    if (!keepAlive || this.ignoreInput) {
-      this.ignoreInput = true
-      this.parser.pause()
-      this.current = undefined
-      this.endOutput()
-      this.maybeDrain()
-      this.maybeClose()
+    if (!keepAlive || this._ignoreInput) {
+      this._ignoreInput = true
+      this._parser.pause()
+      this._current = undefined
+      this._endOutput()
+      this._maybeDrain()
+      this._maybeClose()
       return
     }
-    if (ex.requestDone) this.nextExchange()
+    if (ex.requestDone) this._nextExchange()
   }
 
-  private nextExchange(): void {
-    this.current = undefined
-    if (this.ignoreInput) {
-      this.endOutput()
-      this.maybeClose()
+  private _nextExchange(): void {
+    this._current = undefined
+    if (this._ignoreInput) {
+      this._endOutput()
+      this._maybeClose()
       return
     }
     // Parses held (pipelined) input; an end of input that was waiting for this gives onEof.
-    this.feed(() => this.parser.resume())
-    this.maybeDrain()
+    this._feed(() => this._parser.resume())
+    this._maybeDrain()
   }
 
-  private abortExchange(ex: Exchange, err: Error): void {
+  private _abortExchange(ex: Exchange, err: Error): void {
     ex.abort.abort(err)
     if (ex.body === 'stream') {
       try {
@@ -506,63 +506,63 @@ class HandlerConn implements Conn {
 
   // ---- output ----
 
-  private emit(bytes: Uint8Array): void {
-    if (this.closed || this.endPending || bytes.length === 0) return
-    if (this.outPaused || this.outQueue.length > 0 || this.sink === undefined) this.outQueue.push(bytes)
-    else this.sink.onData(bytes)
+  private _emit(bytes: Uint8Array): void {
+    if (this._closed || this._endPending || bytes.length === 0) return
+    if (this._outPaused || this._outQueue.length > 0 || this._sink === undefined) this._outQueue.push(bytes)
+    else this._sink.onData(bytes)
   }
 
   /** A complete short text/plain response. */
-  private emitText(req: RequestHead | undefined, status: number, text: string, keepAlive: boolean): void {
+  private _emitText(req: RequestHead | undefined, status: number, text: string, keepAlive: boolean): void {
     const body = new TextEncoder().encode(`${text}\n`)
     const w = new ResponseWriter({ keepAlive, requestMethod: req?.method, requestVersionMinor: req?.versionMinor })
-    this.emit(w.head({ status, headers: [['Content-Type', 'text/plain; charset=utf-8']], bodyLength: body.length }))
-    for (const b of w.body(body)) this.emit(b)
-    this.emit(w.end())
+    this._emit(w.head({ status, headers: [['Content-Type', 'text/plain; charset=utf-8']], bodyLength: body.length }))
+    for (const b of w.body(body)) this._emit(b)
+    this._emit(w.end())
   }
 
-  private flush(): void {
-    const sink = this.sink
-    if (sink === undefined || this.closed) return
-    while (!this.outPaused && this.outQueue.length > 0) {
-      sink.onData(this.outQueue.shift()!)
-      if (this.closed) return
+  private _flush(): void {
+    const sink = this._sink
+    if (sink === undefined || this._closed) return
+    while (!this._outPaused && this._outQueue.length > 0) {
+      sink.onData(this._outQueue.shift()!)
+      if (this._closed) return
     }
-    if (this.outPaused) return
-    if (this.endPending && !this.endDelivered) {
-      this.endDelivered = true
+    if (this._outPaused) return
+    if (this._endPending && !this._endDelivered) {
+      this._endDelivered = true
       sink.onEnd()
-      this.maybeClose()
+      this._maybeClose()
     }
-    this.wakeWriters()
+    this._wakeWriters()
   }
 
-  private whenWritable(): Promise<void> {
-    if (!this.outPaused || this.closed) return Promise.resolve()
-    return new Promise((resolve) => this.writableWaiters.push(resolve))
+  private _whenWritable(): Promise<void> {
+    if (!this._outPaused || this._closed) return Promise.resolve()
+    return new Promise((resolve) => this._writableWaiters.push(resolve))
   }
 
-  private wakeWriters(): void {
-    const w = this.writableWaiters
+  private _wakeWriters(): void {
+    const w = this._writableWaiters
     if (w.length === 0) return
-    this.writableWaiters = []
+    this._writableWaiters = []
     for (const f of w) f()
   }
 
   /** Half-closes our side after the queued bytes (no response follows). */
-  private endOutput(): void {
-    if (this.endPending) return
-    this.endPending = true
-    this.flush()
+  private _endOutput(): void {
+    if (this._endPending) return
+    this._endPending = true
+    this._flush()
   }
 
-  private maybeClose(): void {
-    if (this.closed || !this.endDelivered || !this.inputEnded) return
-    this.closed = true
-    const ex = this.current
-    this.current = undefined
-    if (ex !== undefined) this.abortExchange(ex, new WsfrpError('ERR_CONN_CLOSED', 'the connection closed'))
-    queueMicrotask(() => this.sink?.onClose())
+  private _maybeClose(): void {
+    if (this._closed || !this._endDelivered || !this._inputEnded) return
+    this._closed = true
+    const ex = this._current
+    this._current = undefined
+    if (ex !== undefined) this._abortExchange(ex, new WsfrpError('ERR_CONN_CLOSED', 'the connection closed'))
+    queueMicrotask(() => this._sink?.onClose())
   }
 }
 

@@ -1,4 +1,4 @@
-export { webCrypto, nobleBlockEncrypt } from './web-crypto.js'
+export { webCrypto } from './web-crypto.js'
 export {
   connect,
   websocketURL,

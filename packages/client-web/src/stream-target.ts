@@ -51,60 +51,60 @@ export function streamTarget(handler: StreamHandler, opts?: StreamTargetOptions)
 
 class StreamConn implements Conn {
   readonly canPause = true
-  private sink: ConnSink | undefined
-  private readonly log: Logger
-  private readable: ReadableStreamDefaultController<Uint8Array> | undefined
-  private writable: WritableStreamDefaultController | undefined
-  private readableOpen = true
-  private needDrain = false
-  private inputEnded = false
-  private outputEnded = false
-  private paused = false
-  private waiters: (() => void)[] = []
-  private closed = false
+  private _sink: ConnSink | undefined
+  private readonly _log: Logger
+  private _readable: ReadableStreamDefaultController<Uint8Array> | undefined
+  private _writable: WritableStreamDefaultController | undefined
+  private _readableOpen = true
+  private _needDrain = false
+  private _inputEnded = false
+  private _outputEnded = false
+  private _paused = false
+  private _waiters: (() => void)[] = []
+  private _closed = false
 
   constructor(
-    private readonly handler: StreamHandler,
-    private readonly opts: StreamTargetOptions,
+    private readonly _handler: StreamHandler,
+    private readonly _opts: StreamTargetOptions,
   ) {
-    this.log = opts.logger ?? noopLogger
+    this._log = _opts.logger ?? noopLogger
   }
 
   start(sink: ConnSink): void {
-    if (this.sink !== undefined) throw new Error('streamTarget: start() called twice')
-    this.sink = sink
-    const hwm = this.opts.highWaterMark ?? DEFAULT_HWM
+    if (this._sink !== undefined) throw new Error('streamTarget: start() called twice')
+    this._sink = sink
+    const hwm = this._opts.highWaterMark ?? DEFAULT_HWM
     const readable = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
-          this.readable = c
+          this._readable = c
         },
-        pull: () => this.maybeDrain(),
+        pull: () => this._maybeDrain(),
         cancel: () => {
           // The handler wants no more input: what still comes is dropped, without stalling the stream.
-          this.readableOpen = false
-          this.maybeDrain()
+          this._readableOpen = false
+          this._maybeDrain()
         },
       },
       { highWaterMark: hwm, size: (c) => c.byteLength },
     )
     const writable = new WritableStream<Uint8Array>({
       start: (c) => {
-        this.writable = c
+        this._writable = c
       },
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) throw new TypeError('streamTarget: chunks must be Uint8Arrays')
-        while (this.paused && !this.closed) await new Promise<void>((r) => this.waiters.push(r))
-        if (this.closed) throw new WsfrpError('ERR_CONN_CLOSED', 'the connection is closed')
+        while (this._paused && !this._closed) await new Promise<void>((r) => this._waiters.push(r))
+        if (this._closed) throw new WsfrpError('ERR_CONN_CLOSED', 'the connection is closed')
         // A copy: WritableStream callers may reuse the buffer once write() resolved, and the bytes
         // may still be queued in yamux then.
-        if (chunk.length > 0) this.sink?.onData(chunk.slice())
+        if (chunk.length > 0) this._sink?.onData(chunk.slice())
       },
       close: () => {
-        if (this.closed) return
-        this.outputEnded = true
-        this.sink?.onEnd()
-        this.maybeClose()
+        if (this._closed) return
+        this._outputEnded = true
+        this._sink?.onEnd()
+        this._maybeClose()
       },
       abort: (reason) => {
         this.destroy(new WsfrpError('ERR_CONN_ABORTED', 'the stream handler aborted the connection', { cause: reason }))
@@ -113,95 +113,95 @@ class StreamConn implements Conn {
     const conn: StreamConnection = {
       readable,
       writable,
-      proxyName: this.opts.proxyName ?? '',
-      remoteAddr: this.opts.remoteAddr,
-      remotePort: this.opts.remotePort,
+      proxyName: this._opts.proxyName ?? '',
+      remoteAddr: this._opts.remoteAddr,
+      remotePort: this._opts.remotePort,
     }
     queueMicrotask(() => {
       Promise.resolve()
-        .then(() => this.handler(conn))
+        .then(() => this._handler(conn))
         .catch((err: unknown) => {
           const error = err instanceof Error ? err : new Error(String(err))
-          this.log.warn('stream handler failed', { proxy: this.opts.proxyName, error: error.message })
+          this._log.warn('stream handler failed', { proxy: this._opts.proxyName, error: error.message })
           this.destroy(error)
         })
     })
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.closed || this.inputEnded) return false
-    if (!this.readableOpen || this.readable === undefined) return true
+    if (this._closed || this._inputEnded) return false
+    if (!this._readableOpen || this._readable === undefined) return true
     try {
-      this.readable.enqueue(chunk)
+      this._readable.enqueue(chunk)
     } catch {
-      this.readableOpen = false
+      this._readableOpen = false
       return true
     }
-    if ((this.readable.desiredSize ?? 1) > 0) return true
-    this.needDrain = true
+    if ((this._readable.desiredSize ?? 1) > 0) return true
+    this._needDrain = true
     return false
   }
 
   end(): void {
-    if (this.closed || this.inputEnded) return
-    this.inputEnded = true
-    if (this.readableOpen) {
-      this.readableOpen = false
+    if (this._closed || this._inputEnded) return
+    this._inputEnded = true
+    if (this._readableOpen) {
+      this._readableOpen = false
       try {
-        this.readable?.close()
+        this._readable?.close()
       } catch {
         // cancelled by the handler
       }
     }
-    this.maybeClose()
+    this._maybeClose()
   }
 
   destroy(err?: Error): void {
-    if (this.closed) return
-    this.closed = true
+    if (this._closed) return
+    this._closed = true
     const reason = err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed')
-    if (this.readableOpen) {
-      this.readableOpen = false
+    if (this._readableOpen) {
+      this._readableOpen = false
       try {
-        this.readable?.error(reason)
+        this._readable?.error(reason)
       } catch {
         // already closed
       }
     }
     try {
-      this.writable?.error(reason)
+      this._writable?.error(reason)
     } catch {
       // already closed
     }
-    this.wake()
-    queueMicrotask(() => this.sink?.onClose(err))
+    this._wake()
+    queueMicrotask(() => this._sink?.onClose(err))
   }
 
   pause(): void {
-    this.paused = true
+    this._paused = true
   }
 
   resume(): void {
-    this.paused = false
-    this.wake()
+    this._paused = false
+    this._wake()
   }
 
-  private wake(): void {
-    const w = this.waiters
-    this.waiters = []
+  private _wake(): void {
+    const w = this._waiters
+    this._waiters = []
     for (const f of w) f()
   }
 
-  private maybeDrain(): void {
-    if (!this.needDrain || this.closed) return
-    if (this.readableOpen && this.readable !== undefined && (this.readable.desiredSize ?? 1) <= 0) return
-    this.needDrain = false
-    this.sink?.onDrain()
+  private _maybeDrain(): void {
+    if (!this._needDrain || this._closed) return
+    if (this._readableOpen && this._readable !== undefined && (this._readable.desiredSize ?? 1) <= 0) return
+    this._needDrain = false
+    this._sink?.onDrain()
   }
 
-  private maybeClose(): void {
-    if (this.closed || !this.inputEnded || !this.outputEnded) return
-    this.closed = true
-    queueMicrotask(() => this.sink?.onClose())
+  private _maybeClose(): void {
+    if (this._closed || !this._inputEnded || !this._outputEnded) return
+    this._closed = true
+    queueMicrotask(() => this._sink?.onClose())
   }
 }

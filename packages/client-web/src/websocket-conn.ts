@@ -74,118 +74,118 @@ export function websocketConn(ws: WebSocketLike, opts?: WebSocketConnOptions): C
 
 class WebSocketConn implements Conn {
   readonly canPause = false
-  private sink: ConnSink | undefined
-  private readonly hwm: number
-  private readonly lwm: number
-  private readonly pollMs: number
+  private _sink: ConnSink | undefined
+  private readonly _hwm: number
+  private readonly _lwm: number
+  private readonly _pollMs: number
   /** Messages that arrived before start(). */
-  private held: Uint8Array[] | undefined = []
-  private ended = false
-  private needDrain = false
-  private pollTimer: ReturnType<typeof setTimeout> | undefined
-  private peerEnded = false
-  private endDelivered = false
-  private err: Error | undefined
-  private wsClosed = false
-  private destroyed = false
-  private closeDelivered = false
+  private _held: Uint8Array[] | undefined = []
+  private _ended = false
+  private _needDrain = false
+  private _pollTimer: ReturnType<typeof setTimeout> | undefined
+  private _peerEnded = false
+  private _endDelivered = false
+  private _err: Error | undefined
+  private _wsClosed = false
+  private _destroyed = false
+  private _closeDelivered = false
 
-  private readonly onMessage = (ev: MessageEvent): void => this.handleMessage(ev.data)
-  private readonly onError = (ev: Event): void => {
+  private readonly _onMessage = (ev: MessageEvent): void => this._handleMessage(ev.data)
+  private readonly _onError = (ev: Event): void => {
     const detail = (ev as Event & { message?: string }).message
-    this.err ??= new WsfrpError('ERR_CONN_CLOSED', `WebSocket error${detail ? `: ${detail}` : ''}`)
+    this._err ??= new WsfrpError('ERR_CONN_CLOSED', `WebSocket error${detail ? `: ${detail}` : ''}`)
   }
-  private readonly onClose = (ev: CloseEvent): void => {
-    this.wsClosed = true
-    if (ev.code === 1000 || ev.code === 1005) this.peerEnded = true
-    else this.err ??= new WsfrpError('ERR_CONN_CLOSED', `WebSocket closed with code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}`)
-    this.settle()
+  private readonly _onClose = (ev: CloseEvent): void => {
+    this._wsClosed = true
+    if (ev.code === 1000 || ev.code === 1005) this._peerEnded = true
+    else this._err ??= new WsfrpError('ERR_CONN_CLOSED', `WebSocket closed with code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}`)
+    this._settle()
   }
-  private readonly poll = (): void => {
-    this.pollTimer = undefined
-    if (this.closeDelivered || !this.needDrain) return
-    if (this.ws.bufferedAmount <= this.lwm) {
-      this.needDrain = false
-      this.sink?.onDrain()
-    } else this.pollTimer = setTimeout(this.poll, this.pollMs)
+  private readonly _poll = (): void => {
+    this._pollTimer = undefined
+    if (this._closeDelivered || !this._needDrain) return
+    if (this._ws.bufferedAmount <= this._lwm) {
+      this._needDrain = false
+      this._sink?.onDrain()
+    } else this._pollTimer = setTimeout(this._poll, this._pollMs)
   }
 
   constructor(
-    private readonly ws: WebSocketLike,
+    private readonly _ws: WebSocketLike,
     opts: WebSocketConnOptions | undefined,
   ) {
-    this.hwm = opts?.highWaterMark ?? DEFAULT_HWM
-    this.lwm = Math.min(opts?.lowWaterMark ?? DEFAULT_LWM, this.hwm)
-    this.pollMs = opts?.drainPollMs ?? DEFAULT_POLL_MS
-    if (!(this.hwm >= 0) || !(this.lwm >= 0) || !(this.pollMs >= 0)) throw new RangeError('websocketConn: marks and poll interval must be >= 0')
-    ws.binaryType = 'arraybuffer'
-    ws.addEventListener('message', this.onMessage)
-    ws.addEventListener('error', this.onError)
-    ws.addEventListener('close', this.onClose)
-    if (ws.readyState !== OPEN) {
-      if (ws.readyState === CLOSED) this.wsClosed = true
-      this.err = new WsfrpError('ERR_CONN_CLOSED', 'websocketConn: the WebSocket is not open')
+    this._hwm = opts?.highWaterMark ?? DEFAULT_HWM
+    this._lwm = Math.min(opts?.lowWaterMark ?? DEFAULT_LWM, this._hwm)
+    this._pollMs = opts?.drainPollMs ?? DEFAULT_POLL_MS
+    if (!(this._hwm >= 0) || !(this._lwm >= 0) || !(this._pollMs >= 0)) throw new RangeError('websocketConn: marks and poll interval must be >= 0')
+    _ws.binaryType = 'arraybuffer'
+    _ws.addEventListener('message', this._onMessage)
+    _ws.addEventListener('error', this._onError)
+    _ws.addEventListener('close', this._onClose)
+    if (_ws.readyState !== OPEN) {
+      if (_ws.readyState === CLOSED) this._wsClosed = true
+      this._err = new WsfrpError('ERR_CONN_CLOSED', 'websocketConn: the WebSocket is not open')
     }
   }
 
   start(sink: ConnSink): void {
-    if (this.sink !== undefined) throw new Error('websocketConn: start() called twice')
-    this.sink = sink
+    if (this._sink !== undefined) throw new Error('websocketConn: start() called twice')
+    this._sink = sink
     // Out of the caller's stack: start() must not re-enter the sink.
     queueMicrotask(() => {
-      const held = this.held
-      this.held = undefined
-      if (held !== undefined) for (const m of held) if (!this.closeDelivered) sink.onData(m)
-      this.settle()
+      const held = this._held
+      this._held = undefined
+      if (held !== undefined) for (const m of held) if (!this._closeDelivered) sink.onData(m)
+      this._settle()
     })
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.destroyed || this.wsClosed) return false
-    if (this.ended) {
+    if (this._destroyed || this._wsClosed) return false
+    if (this._ended) {
       this.destroy(new WsfrpError('ERR_CONN_CLOSED', 'write after end'))
       return false
     }
     // CLOSING: the close event is on its way.
-    if (this.ws.readyState !== OPEN) return false
+    if (this._ws.readyState !== OPEN) return false
     // Conn chunks are ArrayBuffer-backed (yamux frames, encoder output); a SharedArrayBuffer view would
     // be refused by the runtime, which the type cannot express for Conn in general.
-    if (chunk.length > 0) this.ws.send(chunk as Uint8Array<ArrayBuffer>)
-    if (this.ws.bufferedAmount <= this.hwm) return true
-    if (!this.needDrain) {
-      this.needDrain = true
-      this.pollTimer ??= setTimeout(this.poll, this.pollMs)
+    if (chunk.length > 0) this._ws.send(chunk as Uint8Array<ArrayBuffer>)
+    if (this._ws.bufferedAmount <= this._hwm) return true
+    if (!this._needDrain) {
+      this._needDrain = true
+      this._pollTimer ??= setTimeout(this._poll, this._pollMs)
     }
     return false
   }
 
   end(): void {
-    if (this.destroyed || this.ended) return
-    this.ended = true
+    if (this._destroyed || this._ended) return
+    this._ended = true
     // The close frame goes out after every message already queued.
-    if (this.ws.readyState === OPEN) this.ws.close(1000)
+    if (this._ws.readyState === OPEN) this._ws.close(1000)
   }
 
   destroy(err?: Error): void {
-    if (this.destroyed) return
-    this.destroyed = true
-    this.err = err
-    this.held = undefined
-    if (!this.wsClosed) {
+    if (this._destroyed) return
+    this._destroyed = true
+    this._err = err
+    this._held = undefined
+    if (!this._wsClosed) {
       try {
-        this.ws.close(err === undefined ? 1000 : 4000, err === undefined ? undefined : 'destroyed')
+        this._ws.close(err === undefined ? 1000 : 4000, err === undefined ? undefined : 'destroyed')
       } catch {
         // Already closing: nothing more to do.
       }
     }
-    this.settle()
+    this._settle()
   }
 
   pause(): void {}
   resume(): void {}
 
-  private handleMessage(data: unknown): void {
-    if (this.destroyed) return
+  private _handleMessage(data: unknown): void {
+    if (this._destroyed) return
     let chunk: Uint8Array
     if (data instanceof ArrayBuffer) chunk = new Uint8Array(data)
     else if (ArrayBuffer.isView(data)) chunk = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
@@ -196,26 +196,26 @@ class WebSocketConn implements Conn {
       return
     }
     if (chunk.length === 0) return
-    if (this.held !== undefined) this.held.push(chunk)
-    else this.sink?.onData(chunk)
+    if (this._held !== undefined) this._held.push(chunk)
+    else this._sink?.onData(chunk)
   }
 
   /** Delivers onEnd/onClose once the outcome is known and start() has run. */
-  private settle(): void {
-    const sink = this.sink
-    if (sink === undefined || this.held !== undefined || this.closeDelivered) return
-    if (!this.destroyed && !this.wsClosed) return
-    if (this.peerEnded && !this.endDelivered && !this.destroyed) {
-      this.endDelivered = true
+  private _settle(): void {
+    const sink = this._sink
+    if (sink === undefined || this._held !== undefined || this._closeDelivered) return
+    if (!this._destroyed && !this._wsClosed) return
+    if (this._peerEnded && !this._endDelivered && !this._destroyed) {
+      this._endDelivered = true
       sink.onEnd()
-      if (this.closeDelivered) return
+      if (this._closeDelivered) return
     }
-    this.closeDelivered = true
-    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
-    this.ws.removeEventListener('message', this.onMessage)
-    this.ws.removeEventListener('error', this.onError)
-    this.ws.removeEventListener('close', this.onClose)
-    sink.onClose(this.destroyed ? this.err : this.peerEnded ? undefined : this.err)
+    this._closeDelivered = true
+    if (this._pollTimer !== undefined) clearTimeout(this._pollTimer)
+    this._ws.removeEventListener('message', this._onMessage)
+    this._ws.removeEventListener('error', this._onError)
+    this._ws.removeEventListener('close', this._onClose)
+    sink.onClose(this._destroyed ? this._err : this._peerEnded ? undefined : this._err)
   }
 }
 

@@ -48,6 +48,9 @@ test('the build script bundles ESM and IIFE for browsers and prints their sizes'
     const hit = /\brequire\(|["']node:|process\.env|\bBuffer\./.exec(code!)
     assert.ok(hit === null, `${name} bundle reaches for Node: ${hit?.[0]}`)
   }
+  // build.mjs shortens `_private` members (mangleProps, ~8 KB); a surviving `._name` means it stopped.
+  const unmangled = /\._[A-Za-z]\w{2,}/.exec(sw) // short names like `_e` are mangled ones
+  assert.ok(unmangled === null, `private member left unmangled in the sw bundle: ${unmangled?.[0]}`)
   assert.ok(/export\s*\{/.test(esm), 'the ESM bundle has exports')
   assert.ok(/^("use strict";)?var wsfrp=/.test(sw), 'the IIFE assigns the global wsfrp')
 })
@@ -91,9 +94,12 @@ test(
   'the service-worker bundle stays within 60 KB minified',
   {
     timeout: 60_000,
-    // Known over budget: core's FrpClientRole + webCrypto alone bundle to ~59 KB (measured with this
-    // esbuild setup), before any handler-target code. Tracked in the issue; not hidden by a larger budget.
-    todo: 'over budget: see the client-web report (core role + crypto alone are ~59 KB)',
+    // Known over budget, and not hidden by a larger budget. Measured with build.mjs's settings after
+    // @noble was replaced by the core's own crypto (-16 KB) and private members were mangled (-8 KB):
+    // the client API alone (src/index.ts) is 70.8 KB, with service-worker mode (src/sw) ~76 KB.
+    // What remains is protocol code the worker runs: http1 parser+writer 14 KB, yamux 12 KB, frp
+    // messages 12 KB, handler target 7 KB, client role 4 KB, crypto 6.6 KB.
+    todo: 'over budget: wsfrp-sw.js is ~76 KB minified (70.8 KB without src/sw); see the size report',
   },
   () => {
     const size = statSync(join(outdir, 'wsfrp-sw.js')).size

@@ -70,51 +70,51 @@ export function pipe(a: Conn, b: Conn, opts?: PipeOptions): Promise<void> {
 
 /** One pipe's shared state; its two sinks are installed on `a` and `b`. */
 class Pipe {
-  private settled = false
-  private readonly sa: PipeSink
-  private readonly sb: PipeSink
-  private readonly onAbort: (() => void) | undefined
+  private _settled = false
+  private readonly _sa: PipeSink
+  private readonly _sb: PipeSink
+  private readonly _onAbort: (() => void) | undefined
 
   constructor(
     a: Conn,
     b: Conn,
-    private readonly signal: AbortSignal | undefined,
-    private readonly resolve: () => void,
-    private readonly reject: (err: Error) => void,
+    private readonly _signal: AbortSignal | undefined,
+    private readonly _resolve: () => void,
+    private readonly _reject: (err: Error) => void,
   ) {
-    this.sa = new PipeSink(this, a)
-    this.sb = new PipeSink(this, b)
-    this.sa.other = this.sb
-    this.sb.other = this.sa
+    this._sa = new PipeSink(this, a)
+    this._sb = new PipeSink(this, b)
+    this._sa.other = this._sb
+    this._sb.other = this._sa
     // Start both before looking at the signal: a conn that was never started may never release its
     // resources, and destroy() of a started conn is the one path every implementation handles.
-    a.start(this.sa)
-    b.start(this.sb)
-    if (signal !== undefined) {
-      this.onAbort = () => this.fail(abortError(signal))
-      if (signal.aborted) this.onAbort()
-      else signal.addEventListener('abort', this.onAbort, { once: true })
+    a.start(this._sa)
+    b.start(this._sb)
+    if (_signal !== undefined) {
+      this._onAbort = () => this.fail(abortError(_signal))
+      if (_signal.aborted) this._onAbort()
+      else _signal.addEventListener('abort', this._onAbort, { once: true })
     }
   }
 
   fail(err: Error): void {
-    if (this.settled) return
-    this.settled = true
-    this.detach()
-    if (!this.sa.closed) this.sa.conn.destroy(err)
-    if (!this.sb.closed) this.sb.conn.destroy(err)
-    this.reject(err)
+    if (this._settled) return
+    this._settled = true
+    this._detach()
+    if (!this._sa.closed) this._sa.conn.destroy(err)
+    if (!this._sb.closed) this._sb.conn.destroy(err)
+    this._reject(err)
   }
 
   closed(): void {
-    if (this.settled || !this.sa.closed || !this.sb.closed) return
-    this.settled = true
-    this.detach()
-    this.resolve()
+    if (this._settled || !this._sa.closed || !this._sb.closed) return
+    this._settled = true
+    this._detach()
+    this._resolve()
   }
 
-  private detach(): void {
-    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort)
+  private _detach(): void {
+    if (this._onAbort !== undefined) this._signal?.removeEventListener('abort', this._onAbort)
   }
 }
 
@@ -128,7 +128,7 @@ class PipeSink implements ConnSink {
   closed = false
 
   constructor(
-    private readonly pipe: Pipe,
+    private readonly _pipe: Pipe,
     readonly conn: Conn,
   ) {}
 
@@ -137,7 +137,7 @@ class PipeSink implements ConnSink {
     if (other.closed) {
       // The other side can take no more bytes (e.g. a WebSocket, which has no half-close, closed after
       // its peer ended): dropping them silently would truncate the stream unnoticed.
-      this.pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: data arrived for a side that is already closed'))
+      this._pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: data arrived for a side that is already closed'))
       return
     }
     if (!other.conn.write(chunk) && this.conn.canPause && !this.paused) {
@@ -162,10 +162,10 @@ class PipeSink implements ConnSink {
 
   onClose(err?: Error): void {
     this.closed = true
-    if (err !== undefined) this.pipe.fail(err)
+    if (err !== undefined) this._pipe.fail(err)
     else if (!this.ended) {
-      this.pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: connection closed before its data ended'))
-    } else this.pipe.closed()
+      this._pipe.fail(new WsfrpError('ERR_CONN_CLOSED', 'pipe: connection closed before its data ended'))
+    } else this._pipe.closed()
   }
 }
 

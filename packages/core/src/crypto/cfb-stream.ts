@@ -1,6 +1,6 @@
 /**
  * Streaming AES-CFB-128 over a single-block encrypt primitive, for runtimes without a CFB mode
- * (WebCrypto has none; @noble's CFB instances are one-shot).
+ * (WebCrypto has none): the browser provider runs it over `aes128Encrypter`.
  *
  * CFB-128 (NIST SP 800-38A §6.3; what Go's `cipher.NewCFBEncrypter` does and golib's crypto uses,
  * wire doc §6.1): keystream block i = E(previous ciphertext block), block 0 = E(IV); output =

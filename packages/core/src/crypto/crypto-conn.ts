@@ -26,98 +26,98 @@ export function cryptoConn(inner: Conn, key: Uint8Array, provider: CryptoProvide
 }
 
 class CryptoConn implements Conn, ConnSink {
-  private sink: ConnSink | undefined
-  private encrypter: StreamCipher | undefined
-  private decrypter: StreamCipher | undefined
+  private _sink: ConnSink | undefined
+  private _encrypter: StreamCipher | undefined
+  private _decrypter: StreamCipher | undefined
   /** The peer's IV while it is still arriving. */
-  private readonly peerIv = new Uint8Array(AES_BLOCK_SIZE)
-  private peerIvFill = 0
+  private readonly _peerIv = new Uint8Array(AES_BLOCK_SIZE)
+  private _peerIvFill = 0
   /** What the last inner write() returned, for empty writes that send nothing. */
-  private writable = true
+  private _writable = true
 
   constructor(
-    private readonly inner: Conn,
-    private readonly key: Uint8Array,
-    private readonly provider: CryptoProvider,
+    private readonly _inner: Conn,
+    private readonly _key: Uint8Array,
+    private readonly _provider: CryptoProvider,
   ) {}
 
   get canPause(): boolean {
-    return this.inner.canPause
+    return this._inner.canPause
   }
 
   start(sink: ConnSink): void {
-    if (this.sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
-    this.sink = sink
-    this.inner.start(this)
+    if (this._sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
+    this._sink = sink
+    this._inner.start(this)
   }
 
   write(chunk: Uint8Array): boolean {
-    if (chunk.length === 0) return this.writable
+    if (chunk.length === 0) return this._writable
     let out: Uint8Array
-    if (this.encrypter === undefined) {
-      const iv = this.provider.randomBytes(AES_BLOCK_SIZE)
+    if (this._encrypter === undefined) {
+      const iv = this._provider.randomBytes(AES_BLOCK_SIZE)
       if (iv.length !== AES_BLOCK_SIZE) throw new WsfrpError('ERR_CRYPTO', 'randomBytes returned the wrong length')
-      this.encrypter = this.provider.createAes128Cfb(this.key, iv, 'encrypt')
-      const ct = this.encrypter.update(chunk)
+      this._encrypter = this._provider.createAes128Cfb(this._key, iv, 'encrypt')
+      const ct = this._encrypter.update(chunk)
       out = new Uint8Array(AES_BLOCK_SIZE + ct.length)
       out.set(iv)
       out.set(ct, AES_BLOCK_SIZE)
     } else {
-      out = this.encrypter.update(chunk)
+      out = this._encrypter.update(chunk)
     }
-    this.writable = this.inner.write(out)
-    return this.writable
+    this._writable = this._inner.write(out)
+    return this._writable
   }
 
   end(): void {
-    this.inner.end()
+    this._inner.end()
   }
 
   destroy(err?: Error): void {
-    this.inner.destroy(err)
+    this._inner.destroy(err)
   }
 
   pause(): void {
-    this.inner.pause()
+    this._inner.pause()
   }
 
   resume(): void {
-    this.inner.resume()
+    this._inner.resume()
   }
 
   // --- ConnSink: events from the inner Conn ---
 
   onData(chunk: Uint8Array): void {
     let data = chunk
-    if (this.decrypter === undefined) {
-      const n = Math.min(AES_BLOCK_SIZE - this.peerIvFill, data.length)
-      this.peerIv.set(data.subarray(0, n), this.peerIvFill)
-      this.peerIvFill += n
-      if (this.peerIvFill < AES_BLOCK_SIZE) return
-      this.decrypter = this.provider.createAes128Cfb(this.key, this.peerIv, 'decrypt')
+    if (this._decrypter === undefined) {
+      const n = Math.min(AES_BLOCK_SIZE - this._peerIvFill, data.length)
+      this._peerIv.set(data.subarray(0, n), this._peerIvFill)
+      this._peerIvFill += n
+      if (this._peerIvFill < AES_BLOCK_SIZE) return
+      this._decrypter = this._provider.createAes128Cfb(this._key, this._peerIv, 'decrypt')
       data = data.subarray(n)
       if (data.length === 0) return
     }
-    this.sink!.onData(this.decrypter.update(data))
+    this._sink!.onData(this._decrypter.update(data))
   }
 
   onDrain(): void {
-    this.writable = true
-    this.sink!.onDrain()
+    this._writable = true
+    this._sink!.onDrain()
   }
 
   onEnd(): void {
-    if (this.decrypter === undefined && this.peerIvFill > 0) {
+    if (this._decrypter === undefined && this._peerIvFill > 0) {
       // golib reads the IV with io.ReadFull: an EOF inside it is an error, not a clean end.
-      this.inner.destroy(
-        new WsfrpError('ERR_CRYPTO', `peer ended the encrypted stream inside its IV (${this.peerIvFill} of 16 bytes)`),
+      this._inner.destroy(
+        new WsfrpError('ERR_CRYPTO', `peer ended the encrypted stream inside its IV (${this._peerIvFill} of 16 bytes)`),
       )
       return
     }
-    this.sink!.onEnd()
+    this._sink!.onEnd()
   }
 
   onClose(err?: Error): void {
-    this.sink!.onClose(err)
+    this._sink!.onClose(err)
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The crypto port: the few primitives frp's v1 protocol needs, implemented per runtime
- * (`@wsfrp/node`: node:crypto; `@wsfrp/client-web`: @noble over the core's {@link cfbStream}).
+ * (`@wsfrp/node`: node:crypto; `@wsfrp/client-web`: the core's own `md5`, `pbkdf2Sha1` and
+ * `aes128Encrypter` under {@link cfbStream}).
  * Everything is synchronous so the byte path never waits on a promise.
  */
 import { WsfrpError } from '../errors.js'

@@ -119,43 +119,43 @@ const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER
 abstract class Http1Parser<H extends MessageHead> {
   protected readonly maxHeaderBytes: number
   protected readonly maxHeaders: number
-  private readonly maxChunkLineBytes: number
+  private readonly _maxChunkLineBytes: number
 
-  private state = S_HEAD
-  private failure: Error | undefined = undefined
-  private paused = false
-  private running = false
-  private detached = false
-  private eof = false
-  private eofDelivered = false
+  private _state = S_HEAD
+  private _failure: Error | undefined = undefined
+  private _paused = false
+  private _running = false
+  private _detached = false
+  private _eof = false
+  private _eofDelivered = false
 
-  /** Unparsed input: chunks from `pendingHead` on, the first one from `pendingOff`. */
-  private pending: Uint8Array[] = []
-  private pendingHead = 0
-  private pendingOff = 0
-  private pendingBytes = 0
+  /** Unparsed input: chunks from `_pendingHead` on, the first one from `_pendingOff`. */
+  private _pending: Uint8Array[] = []
+  private _pendingHead = 0
+  private _pendingOff = 0
+  private _pendingBytes = 0
 
   /** Head (or trailer) bytes collected so far, and the [start, end) of each line without its CRLF. */
-  private hbuf: Uint8Array = new Uint8Array(0)
-  private hlen = 0
-  private lineStart = 0
-  private lines: number[] = []
+  private _hbuf: Uint8Array = new Uint8Array(0)
+  private _hlen = 0
+  private _lineStart = 0
+  private _lines: number[] = []
 
   /** Body bytes left in a fixed-length body or in the current chunk. */
-  private remaining = 0
-  private chunkSize = 0
-  private chunkDigits = 0
-  private chunkLineBytes = 0
+  private _remaining = 0
+  private _chunkSize = 0
+  private _chunkDigits = 0
+  private _chunkLineBytes = 0
 
   constructor(
     protected readonly handler: Http1ParserHandler<H>,
     limits: Http1Limits | undefined,
     /** Empty lines before a request line are ignored (RFC 9112 §2.2); never before a status line. */
-    private readonly skipLeadingEmptyLines: boolean,
+    private readonly _skipLeadingEmptyLines: boolean,
   ) {
     this.maxHeaderBytes = positiveLimit('maxHeaderBytes', limits?.maxHeaderBytes, HTTP1_DEFAULT_LIMITS.maxHeaderBytes)
     this.maxHeaders = positiveLimit('maxHeaders', limits?.maxHeaders, HTTP1_DEFAULT_LIMITS.maxHeaders)
-    this.maxChunkLineBytes = positiveLimit('maxChunkLineBytes', limits?.maxChunkLineBytes, HTTP1_DEFAULT_LIMITS.maxChunkLineBytes)
+    this._maxChunkLineBytes = positiveLimit('maxChunkLineBytes', limits?.maxChunkLineBytes, HTTP1_DEFAULT_LIMITS.maxChunkLineBytes)
   }
 
   /** Turns the collected start line and fields into a head and sets its body kind. Throws HttpError. */
@@ -165,17 +165,17 @@ abstract class Http1Parser<H extends MessageHead> {
 
   /** Unparsed bytes held while paused (or after an upgrade), in bytes. */
   get bufferedBytes(): number {
-    return this.pendingBytes
+    return this._pendingBytes
   }
 
   /** True between `pause()` and `resume()`. */
   get isPaused(): boolean {
-    return this.paused
+    return this._paused
   }
 
   /** True when no message is in progress: the next byte starts a new message. */
   get isIdle(): boolean {
-    return this.state === S_HEAD && this.hlen === 0 && this.lines.length === 0 && this.pendingBytes === 0
+    return this._state === S_HEAD && this._hlen === 0 && this._lines.length === 0 && this._pendingBytes === 0
   }
 
   /**
@@ -184,26 +184,26 @@ abstract class Http1Parser<H extends MessageHead> {
    * every later call throws the same error. Errors thrown by the handler propagate the same way.
    */
   push(chunk: Uint8Array): void {
-    if (this.failure !== undefined) throw this.failure
-    if (this.detached) throw new WsfrpError('ERR_HTTP_PARSE', 'push() after detach()')
-    if (this.eof) throw new WsfrpError('ERR_HTTP_PARSE', 'push() after finish()')
+    if (this._failure !== undefined) throw this._failure
+    if (this._detached) throw new WsfrpError('ERR_HTTP_PARSE', 'push() after detach()')
+    if (this._eof) throw new WsfrpError('ERR_HTTP_PARSE', 'push() after finish()')
     if (chunk.length === 0) return
-    this.pending.push(chunk)
-    this.pendingBytes += chunk.length
-    if (!this.paused && !this.running) this.run()
+    this._pending.push(chunk)
+    this._pendingBytes += chunk.length
+    if (!this._paused && !this._running) this._run()
   }
 
   /** Stops parsing after the current callback; later input is held. */
   pause(): void {
-    this.paused = true
+    this._paused = true
   }
 
   /** Goes on parsing held input. May call handlers and throw like `push()`. */
   resume(): void {
-    if (this.failure !== undefined) throw this.failure
-    if (!this.paused || this.state === S_UPGRADED || this.detached) return
-    this.paused = false
-    if (!this.running) this.run()
+    if (this._failure !== undefined) throw this._failure
+    if (!this._paused || this._state === S_UPGRADED || this._detached) return
+    this._paused = false
+    if (!this._running) this._run()
   }
 
   /**
@@ -212,10 +212,10 @@ abstract class Http1Parser<H extends MessageHead> {
    * `ERR_HTTP_PARSE`.
    */
   finish(): void {
-    if (this.failure !== undefined) throw this.failure
-    if (this.eof || this.detached) return
-    this.eof = true
-    if (!this.paused && !this.running) this.run()
+    if (this._failure !== undefined) throw this._failure
+    if (this._eof || this._detached) return
+    this._eof = true
+    if (!this._paused && !this._running) this._run()
   }
 
   /**
@@ -223,17 +223,17 @@ abstract class Http1Parser<H extends MessageHead> {
    * the other protocol). Not from inside a callback: pause there, detach after `push()` returns.
    */
   detach(): Uint8Array {
-    if (this.running) throw new Error('detach() from inside a parser callback: pause() there and detach afterwards')
-    this.detached = true
-    this.paused = true
+    if (this._running) throw new Error('detach() from inside a parser callback: pause() there and detach afterwards')
+    this._detached = true
+    this._paused = true
     const parts: Uint8Array[] = []
-    for (let i = this.pendingHead; i < this.pending.length; i++) {
-      parts.push(i === this.pendingHead ? this.pending[i]!.subarray(this.pendingOff) : this.pending[i]!)
+    for (let i = this._pendingHead; i < this._pending.length; i++) {
+      parts.push(i === this._pendingHead ? this._pending[i]!.subarray(this._pendingOff) : this._pending[i]!)
     }
-    this.pending = []
-    this.pendingHead = 0
-    this.pendingOff = 0
-    this.pendingBytes = 0
+    this._pending = []
+    this._pendingHead = 0
+    this._pendingOff = 0
+    this._pendingBytes = 0
     if (parts.length === 1) return parts[0]!
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
     let o = 0
@@ -244,79 +244,79 @@ abstract class Http1Parser<H extends MessageHead> {
     return out
   }
 
-  private run(): void {
-    this.running = true
+  private _run(): void {
+    this._running = true
     try {
       for (;;) {
-        if (this.paused) break
-        if (this.pendingHead < this.pending.length) {
-          const c = this.pending[this.pendingHead]!
-          const from = this.pendingOff
-          const to = this.execute(c, from)
-          this.pendingBytes -= to - from
+        if (this._paused) break
+        if (this._pendingHead < this._pending.length) {
+          const c = this._pending[this._pendingHead]!
+          const from = this._pendingOff
+          const to = this._execute(c, from)
+          this._pendingBytes -= to - from
           if (to >= c.length) {
-            this.pending[this.pendingHead] = EMPTY
-            this.pendingHead++
-            this.pendingOff = 0
-            if (this.pendingHead === this.pending.length) {
-              this.pending.length = 0
-              this.pendingHead = 0
+            this._pending[this._pendingHead] = EMPTY
+            this._pendingHead++
+            this._pendingOff = 0
+            if (this._pendingHead === this._pending.length) {
+              this._pending.length = 0
+              this._pendingHead = 0
             }
-          } else this.pendingOff = to
+          } else this._pendingOff = to
           continue
         }
         // No input left: states that need none still run (an empty body's end, the end of input).
-        if (this.state === S_HEAD_DONE || this.state === S_MESSAGE_END) {
-          this.execute(EMPTY, 0)
+        if (this._state === S_HEAD_DONE || this._state === S_MESSAGE_END) {
+          this._execute(EMPTY, 0)
           continue
         }
-        if (this.eof) this.atEof()
+        if (this._eof) this._atEof()
         break
       }
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err))
-      this.paused = true
-      throw this.failure
+      this._failure = err instanceof Error ? err : new Error(String(err))
+      this._paused = true
+      throw this._failure
     } finally {
-      this.running = false
+      this._running = false
     }
   }
 
-  private atEof(): void {
-    if (this.eofDelivered) return
-    if (this.state === S_BODY_CLOSE) {
-      this.state = S_MESSAGE_END
-      this.execute(EMPTY, 0)
-      if (this.paused) return // the end is evaluated again on resume()
+  private _atEof(): void {
+    if (this._eofDelivered) return
+    if (this._state === S_BODY_CLOSE) {
+      this._state = S_MESSAGE_END
+      this._execute(EMPTY, 0)
+      if (this._paused) return // the end is evaluated again on resume()
     }
-    if (this.state === S_UPGRADED) return
-    if (this.state !== S_HEAD || this.hlen !== 0 || this.lines.length !== 0) {
+    if (this._state === S_UPGRADED) return
+    if (this._state !== S_HEAD || this._hlen !== 0 || this._lines.length !== 0) {
       throw new HttpError('ERR_HTTP_PARSE', 400, 'connection ended inside an HTTP message')
     }
-    this.eofDelivered = true
+    this._eofDelivered = true
     this.handler.onEof?.()
   }
 
   /** Parses `c` from `off`; returns where it stopped (`c.length`, or earlier when paused). */
-  private execute(c: Uint8Array, off: number): number {
+  private _execute(c: Uint8Array, off: number): number {
     const len = c.length
-    while (!this.paused) {
-      switch (this.state) {
+    while (!this._paused) {
+      switch (this._state) {
         case S_HEAD:
         case S_TRAILERS: {
           if (off >= len) return off
-          off = this.collect(c, off)
+          off = this._collect(c, off)
           continue
         }
         case S_HEAD_DONE: {
-          this.deliverHead()
+          this._deliverHead()
           continue
         }
         case S_BODY_LENGTH: {
           if (off >= len) return off
-          const n = Math.min(this.remaining, len - off)
-          this.remaining -= n
-          if (this.remaining === 0) this.state = S_MESSAGE_END
+          const n = Math.min(this._remaining, len - off)
+          this._remaining -= n
+          if (this._remaining === 0) this._state = S_MESSAGE_END
           this.handler.onBody(c.subarray(off, off + n))
           off += n
           continue
@@ -329,24 +329,24 @@ abstract class Http1Parser<H extends MessageHead> {
         }
         case S_CHUNK_DATA: {
           if (off >= len) return off
-          const n = Math.min(this.remaining, len - off)
-          this.remaining -= n
-          if (this.remaining === 0) this.state = S_CHUNK_DATA_CR
+          const n = Math.min(this._remaining, len - off)
+          this._remaining -= n
+          if (this._remaining === 0) this._state = S_CHUNK_DATA_CR
           this.handler.onBody(c.subarray(off, off + n))
           off += n
           continue
         }
         case S_MESSAGE_END: {
-          this.state = S_HEAD
+          this._state = S_HEAD
           this.handler.onMessageEnd()
           continue
         }
         case S_UPGRADED:
-          this.paused = true
+          this._paused = true
           return off
         default: {
           if (off >= len) return off
-          off = this.chunkFraming(c, off)
+          off = this._chunkFraming(c, off)
           continue
         }
       }
@@ -355,111 +355,111 @@ abstract class Http1Parser<H extends MessageHead> {
   }
 
   /** The byte-level states of chunked framing (sizes, extensions, CRLFs). */
-  private chunkFraming(c: Uint8Array, off: number): number {
+  private _chunkFraming(c: Uint8Array, off: number): number {
     const len = c.length
     while (off < len) {
       const b = c[off]!
-      switch (this.state) {
+      switch (this._state) {
         case S_CHUNK_SIZE: {
           const d = hexValue(b)
           if (d >= 0) {
-            this.chunkSize = this.chunkSize * 16 + d
-            this.chunkDigits++
-            if (this.chunkSize > MAX_CHUNK_SIZE) throw parseError('chunk size too large')
-          } else if (this.chunkDigits === 0) {
+            this._chunkSize = this._chunkSize * 16 + d
+            this._chunkDigits++
+            if (this._chunkSize > MAX_CHUNK_SIZE) throw parseError('chunk size too large')
+          } else if (this._chunkDigits === 0) {
             throw parseError('invalid chunk size')
-          } else if (b === CR) this.state = S_CHUNK_SIZE_LF
-          else if (b === 0x3b /* ; */) this.state = S_CHUNK_EXT
-          else if (b === SP || b === HTAB) this.state = S_CHUNK_BWS
+          } else if (b === CR) this._state = S_CHUNK_SIZE_LF
+          else if (b === 0x3b /* ; */) this._state = S_CHUNK_EXT
+          else if (b === SP || b === HTAB) this._state = S_CHUNK_BWS
           else throw parseError('invalid chunk size')
           break
         }
         case S_CHUNK_BWS: {
           // RFC 9112 §7.1.1: whitespace after the size is only allowed before an extension.
-          if (b === 0x3b) this.state = S_CHUNK_EXT
+          if (b === 0x3b) this._state = S_CHUNK_EXT
           else if (b !== SP && b !== HTAB) throw parseError('invalid chunk size line')
           break
         }
         case S_CHUNK_EXT: {
           // Extensions carry no meaning here; they are skipped, but only field characters (no CTLs,
           // so no bare LF) up to the CRLF, within maxChunkLineBytes.
-          if (b === CR) this.state = S_CHUNK_SIZE_LF
+          if (b === CR) this._state = S_CHUNK_SIZE_LF
           else if (!isFieldChar(b)) throw parseError('invalid character in a chunk extension')
           break
         }
         case S_CHUNK_SIZE_LF: {
           if (b !== LF) throw parseError('chunk size line not terminated by CRLF')
           off++
-          this.chunkLineBytes = 0
-          this.chunkDigits = 0
-          if (this.chunkSize === 0) {
-            this.state = S_TRAILERS
+          this._chunkLineBytes = 0
+          this._chunkDigits = 0
+          if (this._chunkSize === 0) {
+            this._state = S_TRAILERS
           } else {
-            this.remaining = this.chunkSize
-            this.state = S_CHUNK_DATA
+            this._remaining = this._chunkSize
+            this._state = S_CHUNK_DATA
           }
-          this.chunkSize = 0
+          this._chunkSize = 0
           return off
         }
         case S_CHUNK_DATA_CR: {
           if (b !== CR) throw parseError('chunk data not followed by CRLF')
-          this.state = S_CHUNK_DATA_LF
+          this._state = S_CHUNK_DATA_LF
           off++
           continue
         }
         case S_CHUNK_DATA_LF: {
           if (b !== LF) throw parseError('chunk data not followed by CRLF')
-          this.state = S_CHUNK_SIZE
+          this._state = S_CHUNK_SIZE
           return off + 1
         }
         default:
           return off
       }
       off++
-      if (++this.chunkLineBytes > this.maxChunkLineBytes) {
-        throw new HttpError('ERR_HTTP_LIMIT', 400, `chunk size line longer than maxChunkLineBytes (${this.maxChunkLineBytes})`)
+      if (++this._chunkLineBytes > this._maxChunkLineBytes) {
+        throw new HttpError('ERR_HTTP_LIMIT', 400, `chunk size line longer than maxChunkLineBytes (${this._maxChunkLineBytes})`)
       }
     }
     return off
   }
 
   /** Collects head or trailer lines up to the empty line. */
-  private collect(c: Uint8Array, off: number): number {
+  private _collect(c: Uint8Array, off: number): number {
     const len = c.length
-    const trailers = this.state === S_TRAILERS
+    const trailers = this._state === S_TRAILERS
     while (off < len) {
       const lf = c.indexOf(LF, off)
       const end = lf < 0 ? len : lf + 1
       const n = end - off
-      if (this.hlen + n > this.maxHeaderBytes) this.tooLarge(trailers)
-      this.append(c, off, end)
+      if (this._hlen + n > this.maxHeaderBytes) this._tooLarge(trailers)
+      this._append(c, off, end)
       off = end
       if (lf < 0) break
-      const lfPos = this.hlen - 1
-      if (lfPos === this.lineStart || this.hbuf[lfPos - 1] !== CR) throw parseError('bare LF in the header section')
+      const lfPos = this._hlen - 1
+      if (lfPos === this._lineStart || this._hbuf[lfPos - 1] !== CR) throw parseError('bare LF in the header section')
       const contentEnd = lfPos - 1
-      if (contentEnd === this.lineStart) {
-        if (!trailers && this.lines.length === 0 && this.skipLeadingEmptyLines) {
-          this.hlen = 0
-          this.lineStart = 0
+      if (contentEnd === this._lineStart) {
+        if (!trailers && this._lines.length === 0 && this._skipLeadingEmptyLines) {
+          this._hlen = 0
+          this._lineStart = 0
           continue
         }
-        if (trailers) this.deliverTrailers()
-        else this.state = S_HEAD_DONE
+        if (trailers) this._deliverTrailers()
+        else this._state = S_HEAD_DONE
         return off
       }
-      this.lines.push(this.lineStart, contentEnd)
+      this._lines.push(this._lineStart, contentEnd)
       // Heads have a start line besides their fields.
-      if (this.lines.length / 2 > this.maxHeaders + (trailers ? 0 : 1)) {
+      if (this._lines.length / 2 > this.maxHeaders + (trailers ? 0 : 1)) {
         throw new HttpError('ERR_HTTP_LIMIT', 431, `more than maxHeaders (${this.maxHeaders}) ${trailers ? 'trailer' : 'header'} fields`)
       }
-      this.lineStart = this.hlen
+      this._lineStart = this._hlen
     }
     return off
   }
 
-  private tooLarge(trailers: boolean): never {
-    const inRequestLine = !trailers && this.skipLeadingEmptyLines && this.lines.length === 0
+  private _tooLarge(trailers: boolean): never {
+    const inRequestLine = !trailers && this._skipLeadingEmptyLines && this._lines.length === 0
     throw new HttpError(
       'ERR_HTTP_LIMIT',
       inRequestLine ? 414 : 431,
@@ -467,53 +467,53 @@ abstract class Http1Parser<H extends MessageHead> {
     )
   }
 
-  private append(c: Uint8Array, from: number, to: number): void {
-    const need = this.hlen + (to - from)
-    if (need > this.hbuf.length) {
-      const grown = new Uint8Array(Math.min(this.maxHeaderBytes, Math.max(need, this.hbuf.length * 2, 1024)))
-      grown.set(this.hbuf.subarray(0, this.hlen))
-      this.hbuf = grown
+  private _append(c: Uint8Array, from: number, to: number): void {
+    const need = this._hlen + (to - from)
+    if (need > this._hbuf.length) {
+      const grown = new Uint8Array(Math.min(this.maxHeaderBytes, Math.max(need, this._hbuf.length * 2, 1024)))
+      grown.set(this._hbuf.subarray(0, this._hlen))
+      this._hbuf = grown
     }
-    this.hbuf.set(c.subarray(from, to), this.hlen)
-    this.hlen = need
+    this._hbuf.set(c.subarray(from, to), this._hlen)
+    this._hlen = need
   }
 
-  private resetCollector(): void {
-    this.hlen = 0
-    this.lineStart = 0
-    this.lines.length = 0
+  private _resetCollector(): void {
+    this._hlen = 0
+    this._lineStart = 0
+    this._lines.length = 0
     // A large head's buffer is not kept for the connection's lifetime.
-    if (this.hbuf.length > 4096) this.hbuf = new Uint8Array(0)
+    if (this._hbuf.length > 4096) this._hbuf = new Uint8Array(0)
   }
 
-  private parseFields(firstLine: number): HeaderField[] {
+  private _parseFields(firstLine: number): HeaderField[] {
     const fields: HeaderField[] = []
-    const l = this.lines
-    for (let i = firstLine * 2; i < l.length; i += 2) fields.push(parseField(this.hbuf, l[i]!, l[i + 1]!))
+    const l = this._lines
+    for (let i = firstLine * 2; i < l.length; i += 2) fields.push(parseField(this._hbuf, l[i]!, l[i + 1]!))
     return fields
   }
 
-  private deliverHead(): void {
-    if (this.lines.length === 0) throw parseError('missing start line')
-    const head = this.buildHead([this.lines[0]!, this.lines[1]!], this.parseFields(1), this.hbuf)
-    this.resetCollector()
+  private _deliverHead(): void {
+    if (this._lines.length === 0) throw parseError('missing start line')
+    const head = this.buildHead([this._lines[0]!, this._lines[1]!], this._parseFields(1), this._hbuf)
+    this._resetCollector()
     const upgraded = this.upgradesAfter(head)
     switch (head.bodyKind) {
       case 'none':
-        this.state = upgraded ? S_UPGRADED : S_MESSAGE_END
+        this._state = upgraded ? S_UPGRADED : S_MESSAGE_END
         break
       case 'length':
-        this.remaining = head.contentLength!
-        this.state = S_BODY_LENGTH
+        this._remaining = head.contentLength!
+        this._state = S_BODY_LENGTH
         break
       case 'chunked':
-        this.chunkSize = 0
-        this.chunkDigits = 0
-        this.chunkLineBytes = 0
-        this.state = S_CHUNK_SIZE
+        this._chunkSize = 0
+        this._chunkDigits = 0
+        this._chunkLineBytes = 0
+        this._state = S_CHUNK_SIZE
         break
       case 'close':
-        this.state = S_BODY_CLOSE
+        this._state = S_BODY_CLOSE
         break
     }
     this.handler.onHead(head)
@@ -523,10 +523,10 @@ abstract class Http1Parser<H extends MessageHead> {
     }
   }
 
-  private deliverTrailers(): void {
-    const fields = this.parseFields(0)
-    this.resetCollector()
-    this.state = S_MESSAGE_END
+  private _deliverTrailers(): void {
+    const fields = this._parseFields(0)
+    this._resetCollector()
+    this._state = S_MESSAGE_END
     if (fields.length > 0) this.handler.onTrailers?.(fields)
   }
 }

@@ -79,20 +79,20 @@ abstract class MessageWriter {
   framing: Framing = 'none'
   /** Whether the connection may carry another message after this one; known after `head()`. */
   keepAlive = true
-  private length = 0
-  private written = 0
-  private state: 'head' | 'body' | 'done' = 'head'
+  private _length = 0
+  private _written = 0
+  private _state: 'head' | 'body' | 'done' = 'head'
 
   protected begin(framing: Framing, length: number): void {
-    if (this.state !== 'head') throw writeError('head() called twice')
+    if (this._state !== 'head') throw writeError('head() called twice')
     this.framing = framing
-    this.length = length
-    this.state = 'body'
+    this._length = length
+    this._state = 'body'
   }
 
   /** Bytes of body written so far (before framing). */
   get bodyBytes(): number {
-    return this.written
+    return this._written
   }
 
   /**
@@ -101,13 +101,13 @@ abstract class MessageWriter {
    * announced Content-Length. The caller must not modify `chunk` afterwards.
    */
   body(chunk: Uint8Array): Uint8Array[] {
-    if (this.state !== 'body') throw writeError(this.state === 'head' ? 'body() before head()' : 'body() after end()')
+    if (this._state !== 'body') throw writeError(this._state === 'head' ? 'body() before head()' : 'body() after end()')
     const n = chunk.length
     if (n === 0 || this.framing === 'none') return []
-    this.written += n
+    this._written += n
     switch (this.framing) {
       case 'length':
-        if (this.written > this.length) throw writeError(`body longer than its Content-Length (${this.length})`)
+        if (this._written > this._length) throw writeError(`body longer than its Content-Length (${this._length})`)
         return [chunk]
       case 'close':
         return [chunk]
@@ -130,10 +130,10 @@ abstract class MessageWriter {
    * Returns the bytes to send (possibly empty).
    */
   end(trailers?: HeaderPairs): Uint8Array {
-    if (this.state !== 'body') throw writeError(this.state === 'head' ? 'end() before head()' : 'end() called twice')
-    this.state = 'done'
-    if (this.framing === 'length' && this.written !== this.length) {
-      throw writeError(`body of ${this.written} bytes is shorter than its Content-Length (${this.length})`)
+    if (this._state !== 'body') throw writeError(this._state === 'head' ? 'end() before head()' : 'end() called twice')
+    this._state = 'done'
+    if (this.framing === 'length' && this._written !== this._length) {
+      throw writeError(`body of ${this._written} bytes is shorter than its Content-Length (${this._length})`)
     }
     if (this.framing !== 'chunked') return EMPTY
     let t = ''
@@ -181,15 +181,15 @@ export interface ResponseHeadInit {
 
 /** Serializes one HTTP/1.1 response: `head()`, then `body()` per piece, then `end()`. */
 export class ResponseWriter extends MessageWriter {
-  private readonly method: string
-  private readonly versionMinor: 0 | 1
-  private readonly requestKeepAlive: boolean
+  private readonly _method: string
+  private readonly _versionMinor: 0 | 1
+  private readonly _requestKeepAlive: boolean
 
   constructor(opts?: ResponseWriterOptions) {
     super()
-    this.method = opts?.requestMethod ?? 'GET'
-    this.versionMinor = opts?.requestVersionMinor ?? 1
-    this.requestKeepAlive = opts?.keepAlive ?? true
+    this._method = opts?.requestMethod ?? 'GET'
+    this._versionMinor = opts?.requestVersionMinor ?? 1
+    this._requestKeepAlive = opts?.keepAlive ?? true
   }
 
   /** An interim response such as `100 Continue` (no fields): bytes to send before the final head. */
@@ -213,21 +213,21 @@ export class ResponseWriter extends MessageWriter {
       if (length !== undefined && length !== init.bodyLength) throw writeError(`Content-Length ${length} disagrees with bodyLength ${init.bodyLength}`)
       length = init.bodyLength
     }
-    let keepAlive = this.requestKeepAlive && !f.close
+    let keepAlive = this._requestKeepAlive && !f.close
     let framing: Framing
     let lines = f.lines
     if (status === 101) {
       framing = 'none'
       // The connection now belongs to the new protocol; it must name it.
       lines += 'Connection: upgrade\r\n'
-    } else if (status === 204 || status === 304 || this.method === 'HEAD') {
+    } else if (status === 204 || status === 304 || this._method === 'HEAD') {
       framing = 'none'
       // RFC 9110 §8.6: a 204 has no Content-Length; HEAD and 304 may state the representation's.
       if (status !== 204 && length !== undefined) lines += `Content-Length: ${length}\r\n`
     } else if (length !== undefined) {
       framing = 'length'
       lines += `Content-Length: ${length}\r\n`
-    } else if (this.versionMinor === 1) {
+    } else if (this._versionMinor === 1) {
       framing = 'chunked'
       lines += 'Transfer-Encoding: chunked\r\n'
       const t = trailerNames(init.trailers)
@@ -238,7 +238,7 @@ export class ResponseWriter extends MessageWriter {
     }
     if (status !== 101) {
       if (!keepAlive) lines += 'Connection: close\r\n'
-      else if (this.versionMinor === 0) lines += 'Connection: keep-alive\r\n'
+      else if (this._versionMinor === 0) lines += 'Connection: keep-alive\r\n'
     }
     this.keepAlive = status === 101 ? false : keepAlive
     this.begin(framing, length ?? 0)

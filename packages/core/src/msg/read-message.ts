@@ -119,114 +119,114 @@ function abortError(signal: AbortSignal): Error {
  * then passes events through. Keeps the original paused while its own queue is not empty.
  */
 class ContinuationConn implements Conn {
-  private sink: ConnSink | undefined
-  private readonly queue: Uint8Array[] = []
-  private ended = false
-  private endDelivered = false
-  private closed: { err: Error | undefined } | undefined
-  private drainPending = false
-  private paused = false
-  private flushScheduled = false
+  private _sink: ConnSink | undefined
+  private readonly _queue: Uint8Array[] = []
+  private _ended = false
+  private _endDelivered = false
+  private _closed: { err: Error | undefined } | undefined
+  private _drainPending = false
+  private _paused = false
+  private _flushScheduled = false
 
-  constructor(private readonly inner: Conn) {}
+  constructor(private readonly _inner: Conn) {}
 
   get canPause(): boolean {
-    return this.inner.canPause
+    return this._inner.canPause
   }
 
   start(sink: ConnSink): void {
-    if (this.sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
-    this.sink = sink
+    if (this._sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
+    this._sink = sink
     // Deliver in a microtask, not inside start(): callers finish their own setup after start().
-    this.scheduleFlush()
+    this._scheduleFlush()
   }
 
   write(chunk: Uint8Array): boolean {
-    return this.inner.write(chunk)
+    return this._inner.write(chunk)
   }
 
   end(): void {
-    this.inner.end()
+    this._inner.end()
   }
 
   destroy(err?: Error): void {
-    this.inner.destroy(err)
+    this._inner.destroy(err)
   }
 
   pause(): void {
-    this.paused = true
-    this.inner.pause()
+    this._paused = true
+    this._inner.pause()
   }
 
   resume(): void {
-    this.paused = false
+    this._paused = false
     // The inner Conn resumes only once the queue is empty (in flush), to keep order.
-    this.scheduleFlush()
+    this._scheduleFlush()
   }
 
   // --- events from the inner Conn (forwarded by readMessage's sink) ---
 
   onData(chunk: Uint8Array): void {
-    if (this.closed !== undefined || this.sink === DEAD_SINK) return
-    if (this.sink !== undefined && !this.paused && this.queue.length === 0 && !this.flushScheduled) {
-      this.sink.onData(chunk)
+    if (this._closed !== undefined || this._sink === DEAD_SINK) return
+    if (this._sink !== undefined && !this._paused && this._queue.length === 0 && !this._flushScheduled) {
+      this._sink.onData(chunk)
     } else {
-      this.queue.push(chunk)
+      this._queue.push(chunk)
     }
   }
 
   onDrain(): void {
-    if (this.sink !== undefined) this.sink.onDrain()
-    else this.drainPending = true
+    if (this._sink !== undefined) this._sink.onDrain()
+    else this._drainPending = true
   }
 
   onEnd(): void {
-    this.ended = true
-    this.scheduleFlushIfIdle()
+    this._ended = true
+    this._scheduleFlushIfIdle()
   }
 
   onClose(err: Error | undefined): void {
     // A failed or destroyed Conn drops what it had not delivered (as a destroyed Node stream does),
     // so that a paused consumer still learns about the failure; a clean close keeps the order.
-    if (err !== undefined) this.queue.length = 0
-    this.closed = { err }
-    this.scheduleFlushIfIdle()
+    if (err !== undefined) this._queue.length = 0
+    this._closed = { err }
+    this._scheduleFlushIfIdle()
   }
 
-  private scheduleFlushIfIdle(): void {
-    if (this.sink !== undefined) this.scheduleFlush()
+  private _scheduleFlushIfIdle(): void {
+    if (this._sink !== undefined) this._scheduleFlush()
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return
-    this.flushScheduled = true
+  private _scheduleFlush(): void {
+    if (this._flushScheduled) return
+    this._flushScheduled = true
     queueMicrotask(() => {
-      this.flushScheduled = false
-      this.flush()
+      this._flushScheduled = false
+      this._flush()
     })
   }
 
-  private flush(): void {
-    const sink = this.sink
+  private _flush(): void {
+    const sink = this._sink
     if (sink === undefined) return
-    if (this.drainPending) {
-      this.drainPending = false
+    if (this._drainPending) {
+      this._drainPending = false
       sink.onDrain()
     }
-    while (!this.paused && this.queue.length > 0) sink.onData(this.queue.shift()!)
-    if (this.queue.length > 0) return
-    if (this.ended && !this.endDelivered) {
-      this.endDelivered = true
+    while (!this._paused && this._queue.length > 0) sink.onData(this._queue.shift()!)
+    if (this._queue.length > 0) return
+    if (this._ended && !this._endDelivered) {
+      this._endDelivered = true
       sink.onEnd()
     }
-    if (this.closed !== undefined) {
-      const { err } = this.closed
-      this.closed = undefined
-      this.sink = DEAD_SINK
+    if (this._closed !== undefined) {
+      const { err } = this._closed
+      this._closed = undefined
+      this._sink = DEAD_SINK
       sink.onClose(err)
       return
     }
-    if (!this.paused) this.inner.resume()
+    if (!this._paused) this._inner.resume()
   }
 }
 

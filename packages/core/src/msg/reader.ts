@@ -29,11 +29,11 @@ export interface PushOneResult {
 export class MessageReader {
   /** Largest body accepted, bytes. */
   readonly maxMessageSize: number
-  private readonly header = new Uint8Array(MESSAGE_HEADER_SIZE)
-  private headerFill = 0
-  private body: Uint8Array | undefined
-  private bodyFill = 0
-  private failed: WsfrpError | undefined
+  private readonly _header = new Uint8Array(MESSAGE_HEADER_SIZE)
+  private _headerFill = 0
+  private _body: Uint8Array | undefined
+  private _bodyFill = 0
+  private _failed: WsfrpError | undefined
 
   /** @param opts `maxMessageSize` defaults to 10,240 bytes (frp's limit). */
   constructor(opts?: MessageCodecOptions) {
@@ -42,7 +42,7 @@ export class MessageReader {
 
   /** Bytes of an incomplete message currently held (0 at a message boundary). */
   get bufferedBytes(): number {
-    return this.body === undefined ? this.headerFill : MESSAGE_HEADER_SIZE + this.bodyFill
+    return this._body === undefined ? this._headerFill : MESSAGE_HEADER_SIZE + this._bodyFill
   }
 
   /**
@@ -54,7 +54,7 @@ export class MessageReader {
     const out: Message[] = []
     let off = 0
     while (off < chunk.length) {
-      const r = this.step(chunk, off)
+      const r = this._step(chunk, off)
       off = r.off
       if (r.msg !== undefined) out.push(r.msg)
     }
@@ -69,26 +69,26 @@ export class MessageReader {
   pushOne(chunk: Uint8Array): PushOneResult {
     let off = 0
     while (off < chunk.length) {
-      const r = this.step(chunk, off)
+      const r = this._step(chunk, off)
       off = r.off
       if (r.msg !== undefined) return { msg: r.msg, rest: off === chunk.length ? EMPTY : chunk.subarray(off) }
     }
     return { msg: undefined, rest: EMPTY }
   }
 
-  private fail(err: unknown): never {
-    this.failed =
+  private _fail(err: unknown): never {
+    this._failed =
       err instanceof WsfrpError ? err : new WsfrpError('ERR_MSG_PROTOCOL', 'frp message decoding failed', { cause: err })
-    throw this.failed
+    throw this._failed
   }
 
   /** Consumes bytes from `chunk[off…]` until one message completes or the chunk is used up. */
-  private step(chunk: Uint8Array, off: number): { msg?: Message; off: number } {
-    if (this.failed !== undefined) throw this.failed
+  private _step(chunk: Uint8Array, off: number): { msg?: Message; off: number } {
+    if (this._failed !== undefined) throw this._failed
     try {
-      if (this.body === undefined) {
+      if (this._body === undefined) {
         const avail = chunk.length - off
-        if (this.headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
+        if (this._headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
           // Fast path: the whole header is in this chunk.
           const typeByte = chunk[off]!
           checkTypeByte(typeByte)
@@ -98,43 +98,43 @@ export class MessageReader {
             // The whole message is here: decode from a view, no copy.
             return { msg: decodeMessageBody(typeByte, chunk.subarray(start, start + len)), off: start + len }
           }
-          this.header.set(chunk.subarray(off, start))
-          this.headerFill = MESSAGE_HEADER_SIZE
-          this.body = new Uint8Array(len)
-          this.body.set(chunk.subarray(start))
-          this.bodyFill = chunk.length - start
+          this._header.set(chunk.subarray(off, start))
+          this._headerFill = MESSAGE_HEADER_SIZE
+          this._body = new Uint8Array(len)
+          this._body.set(chunk.subarray(start))
+          this._bodyFill = chunk.length - start
           return { off: chunk.length }
         }
         // Slow path: the header is split across chunks.
-        const n = Math.min(MESSAGE_HEADER_SIZE - this.headerFill, avail)
-        this.header.set(chunk.subarray(off, off + n), this.headerFill)
-        if (this.headerFill === 0) checkTypeByte(this.header[0]!)
-        this.headerFill += n
+        const n = Math.min(MESSAGE_HEADER_SIZE - this._headerFill, avail)
+        this._header.set(chunk.subarray(off, off + n), this._headerFill)
+        if (this._headerFill === 0) checkTypeByte(this._header[0]!)
+        this._headerFill += n
         off += n
-        if (this.headerFill < MESSAGE_HEADER_SIZE) return { off }
-        this.body = new Uint8Array(readBodyLength(this.header, 0, this.maxMessageSize))
-        this.bodyFill = 0
+        if (this._headerFill < MESSAGE_HEADER_SIZE) return { off }
+        this._body = new Uint8Array(readBodyLength(this._header, 0, this.maxMessageSize))
+        this._bodyFill = 0
         // A zero-length body is complete now (it then fails to decode as JSON, as in Go).
-        if (this.body.length === 0) return { msg: this.finish(), off }
+        if (this._body.length === 0) return { msg: this._finish(), off }
         return { off }
       }
-      const body = this.body
-      const n = Math.min(body.length - this.bodyFill, chunk.length - off)
-      body.set(chunk.subarray(off, off + n), this.bodyFill)
-      this.bodyFill += n
+      const body = this._body
+      const n = Math.min(body.length - this._bodyFill, chunk.length - off)
+      body.set(chunk.subarray(off, off + n), this._bodyFill)
+      this._bodyFill += n
       off += n
-      if (this.bodyFill < body.length) return { off }
-      return { msg: this.finish(), off }
+      if (this._bodyFill < body.length) return { off }
+      return { msg: this._finish(), off }
     } catch (err) {
-      return this.fail(err)
+      return this._fail(err)
     }
   }
 
-  private finish(): Message {
-    const body = this.body!
-    this.body = undefined
-    this.bodyFill = 0
-    this.headerFill = 0
-    return decodeMessageBody(this.header[0]!, body)
+  private _finish(): Message {
+    const body = this._body!
+    this._body = undefined
+    this._bodyFill = 0
+    this._headerFill = 0
+    return decodeMessageBody(this._header[0]!, body)
   }
 }

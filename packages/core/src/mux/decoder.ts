@@ -21,57 +21,59 @@ export interface FrameHandler {
  * than `maxDataLength`; after a throw the decoder must not be used again.
  */
 export class FrameDecoder {
-  private readonly header = new Uint8Array(HEADER_LENGTH)
-  private headerFill = 0
+  private readonly _header = new Uint8Array(HEADER_LENGTH)
+  private _headerFill = 0
   /** Payload bytes still expected for the current Data frame; -1 when reading a header. */
-  private payloadLeft = -1
-  private failed = false
-  private firstHeader = true
+  private _payloadLeft = -1
+  private _failed = false
+  private _firstHeader = true
+  private readonly _handler: FrameHandler
+  private readonly _maxDataLength: number
 
-  constructor(
-    private readonly handler: FrameHandler,
-    /** Largest Data payload accepted, in bytes. The session passes its largest window. */
-    private readonly maxDataLength: number,
-  ) {}
+  /** @param maxDataLength Largest Data payload accepted, in bytes. The session passes its largest window. */
+  constructor(handler: FrameHandler, maxDataLength: number) {
+    this._handler = handler
+    this._maxDataLength = maxDataLength
+  }
 
   push(chunk: Uint8Array): void {
-    if (this.failed) throw new WsfrpError('ERR_MUX_PROTOCOL', 'decoder used after a protocol error')
+    if (this._failed) throw new WsfrpError('ERR_MUX_PROTOCOL', 'decoder used after a protocol error')
     let off = 0
     const len = chunk.length
     while (off < len) {
-      if (this.payloadLeft >= 0) {
-        const n = Math.min(this.payloadLeft, len - off)
-        this.payloadLeft -= n
+      if (this._payloadLeft >= 0) {
+        const n = Math.min(this._payloadLeft, len - off)
+        this._payloadLeft -= n
         // A whole chunk that is exactly the payload is passed through without even a subarray.
-        this.handler.onPayload(off === 0 && n === len ? chunk : chunk.subarray(off, off + n))
+        this._handler.onPayload(off === 0 && n === len ? chunk : chunk.subarray(off, off + n))
         off += n
-        if (this.payloadLeft === 0) {
-          this.payloadLeft = -1
-          this.handler.onPayloadEnd()
+        if (this._payloadLeft === 0) {
+          this._payloadLeft = -1
+          this._handler.onPayloadEnd()
         }
         continue
       }
       let h: Uint8Array
       let ho: number
-      if (this.headerFill === 0 && len - off >= HEADER_LENGTH) {
+      if (this._headerFill === 0 && len - off >= HEADER_LENGTH) {
         h = chunk
         ho = off
         off += HEADER_LENGTH
       } else {
-        const n = Math.min(HEADER_LENGTH - this.headerFill, len - off)
-        this.header.set(chunk.subarray(off, off + n), this.headerFill)
-        this.headerFill += n
+        const n = Math.min(HEADER_LENGTH - this._headerFill, len - off)
+        this._header.set(chunk.subarray(off, off + n), this._headerFill)
+        this._headerFill += n
         off += n
-        if (this.headerFill < HEADER_LENGTH) return
-        this.headerFill = 0
-        h = this.header
+        if (this._headerFill < HEADER_LENGTH) return
+        this._headerFill = 0
+        h = this._header
         ho = 0
       }
-      this.onHeader(h, ho)
+      this._onHeader(h, ho)
     }
   }
 
-  private onHeader(h: Uint8Array, o: number): void {
+  private _onHeader(h: Uint8Array, o: number): void {
     const version = h[o]!
     const type = h[o + 1]!
     const flags = (h[o + 2]! << 8) | h[o + 3]!
@@ -80,27 +82,27 @@ export class FrameDecoder {
     if (version !== PROTOCOL_VERSION) {
       // 0x16 starts a TLS ClientHello, 0x17 is frp's custom TLS marker: frpc ≥ 0.50 turns inner TLS on
       // by default (transport.tls.enable), which this side does not speak (frp-wire-protocol.md §3).
-      if (this.firstHeader && (version === 0x16 || version === 0x17)) {
-        this.fail('the peer speaks TLS inside the WebSocket (frpc transport.tls.enable = true); set transport.tls.enable = false in frpc, or use wss://')
+      if (this._firstHeader && (version === 0x16 || version === 0x17)) {
+        this._fail('the peer speaks TLS inside the WebSocket (frpc transport.tls.enable = true); set transport.tls.enable = false in frpc, or use wss://')
       }
-      this.fail(`unsupported yamux version ${version}`)
+      this._fail(`unsupported yamux version ${version}`)
     }
-    this.firstHeader = false
-    if (type > FrameType.GoAway) this.fail(`unknown yamux frame type ${type}`)
+    this._firstHeader = false
+    if (type > FrameType.GoAway) this._fail(`unknown yamux frame type ${type}`)
     if (type === FrameType.Data) {
-      if (length > this.maxDataLength) {
-        this.fail(`data frame of ${length} bytes exceeds the limit of ${this.maxDataLength}`)
+      if (length > this._maxDataLength) {
+        this._fail(`data frame of ${length} bytes exceeds the limit of ${this._maxDataLength}`)
       }
-      this.handler.onFrame(type, flags, streamId, length)
-      if (length === 0) this.handler.onPayloadEnd()
-      else this.payloadLeft = length
+      this._handler.onFrame(type, flags, streamId, length)
+      if (length === 0) this._handler.onPayloadEnd()
+      else this._payloadLeft = length
     } else {
-      this.handler.onFrame(type, flags, streamId, length)
+      this._handler.onFrame(type, flags, streamId, length)
     }
   }
 
-  private fail(message: string): never {
-    this.failed = true
+  private _fail(message: string): never {
+    this._failed = true
     throw new WsfrpError('ERR_MUX_PROTOCOL', message)
   }
 }

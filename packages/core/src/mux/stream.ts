@@ -44,73 +44,73 @@ export class YamuxStream implements Conn {
   get canPause(): boolean {
     return true
   }
-  /** @internal */ state = 0
+  private _state = 0
   /** @internal */ sink: ConnSink | undefined = undefined
   /** @internal Peer credit left: bytes we may still send. */ sendWindow = INITIAL_STREAM_WINDOW
-  /** @internal */ sendQueue: Uint8Array[] | undefined = undefined
-  /** @internal Offset into sendQueue[0] already framed. */ sendHeadOffset = 0
+  private _sendQueue: Uint8Array[] | undefined = undefined
+  /** Offset into _sendQueue[0] already framed. */ private _sendHeadOffset = 0
   /** @internal */ sendQueued = 0
   /** @internal Credit we granted that the peer has not used yet. */ recvWindow = INITIAL_STREAM_WINDOW
-  /** @internal Window target: what we top the credit up to. */ window = INITIAL_STREAM_WINDOW
-  private recvBuf: Uint8Array[] | undefined = undefined
-  private recvBuffered = 0
-  private closeError: Error | undefined = undefined
+  /** Window target: what we top the credit up to. */ private _window = INITIAL_STREAM_WINDOW
+  private _recvBuf: Uint8Array[] | undefined = undefined
+  private _recvBuffered = 0
+  private _closeError: Error | undefined = undefined
 
   /** @internal */
   constructor(
     /** The yamux stream id (odd when opened by the client side). */
     readonly id: number,
-    private readonly host: StreamHost,
-    private readonly maxWindow: number,
+    private readonly _host: StreamHost,
+    private readonly _maxWindow: number,
     inbound: boolean,
   ) {
-    if (inbound) this.state |= S_INBOUND
+    if (inbound) this._state |= S_INBOUND
   }
 
   /** True once the stream is finished in both directions or was reset. */
   get closed(): boolean {
-    return (this.state & S_CLOSED) !== 0
+    return (this._state & S_CLOSED) !== 0
   }
 
   start(sink: ConnSink): void {
     if (this.sink) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: start() called twice`)
     this.sink = sink
-    this.state |= S_STARTED
-    if (this.state & S_INBOUND && !(this.state & S_CLOSED)) this.host.started(this)
-    if (this.state & S_CLOSED) {
-      const err = this.closeError
+    this._state |= S_STARTED
+    if (this._state & S_INBOUND && !(this._state & S_CLOSED)) this._host.started(this)
+    if (this._state & S_CLOSED) {
+      const err = this._closeError
       queueMicrotask(() => sink.onClose(err))
       return
     }
-    if (this.recvBuffered > 0 || this.state & S_REMOTE_FIN) this.scheduleDelivery()
+    if (this._recvBuffered > 0 || this._state & S_REMOTE_FIN) this._scheduleDelivery()
   }
 
   write(chunk: Uint8Array): boolean {
     // After close a write is a no-op (the Conn contract: every method after close is harmless);
     // after end() it is a caller bug that would otherwise lose data silently.
-    if (this.state & S_CLOSED) return false
-    if (this.state & S_FIN_QUEUED) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: write after end`)
+    if (this._state & S_CLOSED) return false
+    if (this._state & S_FIN_QUEUED) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: write after end`)
     if (chunk.length > 0) {
-      ;(this.sendQueue ??= []).push(chunk)
+      ;(this._sendQueue ??= []).push(chunk)
       this.sendQueued += chunk.length
-      this.host.wantsToSend(this)
+      this._host.wantsToSend(this)
     }
-    if (this.sendQueued >= this.host.writeHighWaterMark) {
-      this.state |= S_NEED_DRAIN
+    if (this.sendQueued >= this._host.writeHighWaterMark) {
+      this._state |= S_NEED_DRAIN
       return false
     }
     return true
   }
 
   end(): void {
-    if (this.state & (S_FIN_QUEUED | S_CLOSED)) return
-    this.state |= S_FIN_QUEUED
-    this.host.wantsToSend(this)
+    if (this._state & (S_FIN_QUEUED | S_CLOSED)) return
+    this._state |= S_FIN_QUEUED
+    this._host.wantsToSend(this)
   }
 
   destroy(err?: Error): void {
-    if (this.state & S_CLOSED) return
-    if ((this.state & (S_FIN_SENT | S_REMOTE_FIN)) !== (S_FIN_SENT | S_REMOTE_FIN)) this.host.sendReset(this)
+    if (this._state & S_CLOSED) return
+    if ((this._state & (S_FIN_SENT | S_REMOTE_FIN)) !== (S_FIN_SENT | S_REMOTE_FIN)) this._host.sendReset(this)
     this.close(err)
   }
 
@@ -120,74 +120,74 @@ export class YamuxStream implements Conn {
   }
 
   pause(): void {
-    this.state |= S_PAUSED
+    this._state |= S_PAUSED
   }
 
   resume(): void {
-    if (!(this.state & S_PAUSED)) return
-    this.state &= ~S_PAUSED
-    if (this.recvBuffered > 0 || this.state & S_REMOTE_FIN) this.scheduleDelivery()
+    if (!(this._state & S_PAUSED)) return
+    this._state &= ~S_PAUSED
+    if (this._recvBuffered > 0 || this._state & S_REMOTE_FIN) this._scheduleDelivery()
   }
 
   // ---- used by the session ------------------------------------------------------------------
 
   /** @internal */
   hasFlag(f: number): boolean {
-    return (this.state & f) !== 0
+    return (this._state & f) !== 0
   }
   /** @internal */
   setFlag(f: number): void {
-    this.state |= f
+    this._state |= f
   }
   /** @internal */
   clearFlag(f: number): void {
-    this.state &= ~f
+    this._state &= ~f
   }
 
   /** @internal Payload bytes of a Data frame for this stream (already checked against the window). */
   receive(piece: Uint8Array): void {
-    if (this.state & (S_CLOSED | S_REMOTE_FIN)) return
-    if (this.recvBuffered === 0 && (this.state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
+    if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
+    if (this._recvBuffered === 0 && (this._state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
       this.sink!.onData(piece)
-      this.consumed()
+      this._consumed()
       return
     }
-    ;(this.recvBuf ??= []).push(piece)
-    this.recvBuffered += piece.length
-    this.host.buffered(piece.length)
+    ;(this._recvBuf ??= []).push(piece)
+    this._recvBuffered += piece.length
+    this._host.buffered(piece.length)
   }
 
   /** @internal The peer half-closed. */
   remoteEnd(): void {
-    if (this.state & (S_CLOSED | S_REMOTE_FIN)) return
-    this.state |= S_REMOTE_FIN
-    if (this.recvBuffered === 0 && (this.state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
-      this.deliverEnd()
+    if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
+    this._state |= S_REMOTE_FIN
+    if (this._recvBuffered === 0 && (this._state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
+      this._deliverEnd()
     }
   }
 
   /** @internal The FIN frame went out. */
   finSent(): void {
-    this.state |= S_FIN_SENT
-    if (this.state & S_END_DELIVERED) this.close(undefined)
+    this._state |= S_FIN_SENT
+    if (this._state & S_END_DELIVERED) this.close(undefined)
   }
 
   /** @internal Takes up to `max` bytes off the send queue, without copying when one chunk suffices. */
   takeSendBytes(max: number): Uint8Array {
-    const q = this.sendQueue!
+    const q = this._sendQueue!
     const head = q[0]!
-    const avail = head.length - this.sendHeadOffset
+    const avail = head.length - this._sendHeadOffset
     let out: Uint8Array
     if (avail >= max || q.length === 1) {
       const n = Math.min(avail, max)
-      out = head.subarray(this.sendHeadOffset, this.sendHeadOffset + n)
-      this.sendHeadOffset += n
-      if (this.sendHeadOffset === head.length) {
+      out = head.subarray(this._sendHeadOffset, this._sendHeadOffset + n)
+      this._sendHeadOffset += n
+      if (this._sendHeadOffset === head.length) {
         q.shift()
-        this.sendHeadOffset = 0
+        this._sendHeadOffset = 0
       }
       // An idle stream keeps no empty array around (10,000 idle streams: every byte counts).
-      if (q.length === 0) this.sendQueue = undefined
+      if (q.length === 0) this._sendQueue = undefined
     } else {
       // Several small writes: copy them into one frame rather than paying a header for each.
       const n = Math.min(max, this.sendQueued)
@@ -195,17 +195,17 @@ export class YamuxStream implements Conn {
       let filled = 0
       while (filled < n) {
         const c = q[0]!
-        const take = Math.min(c.length - this.sendHeadOffset, n - filled)
-        out.set(c.subarray(this.sendHeadOffset, this.sendHeadOffset + take), filled)
+        const take = Math.min(c.length - this._sendHeadOffset, n - filled)
+        out.set(c.subarray(this._sendHeadOffset, this._sendHeadOffset + take), filled)
         filled += take
-        this.sendHeadOffset += take
-        if (this.sendHeadOffset === c.length) {
+        this._sendHeadOffset += take
+        if (this._sendHeadOffset === c.length) {
           q.shift()
-          this.sendHeadOffset = 0
+          this._sendHeadOffset = 0
         }
       }
     }
-    if (q.length === 0) this.sendQueue = undefined
+    if (q.length === 0) this._sendQueue = undefined
     this.sendQueued -= out.length
     this.sendWindow -= out.length
     return out
@@ -213,8 +213,8 @@ export class YamuxStream implements Conn {
 
   /** @internal Called by the session after it took bytes: tells a blocked writer it may go on. */
   maybeDrain(): boolean {
-    if (this.state & S_NEED_DRAIN && this.sendQueued < this.host.writeHighWaterMark) {
-      this.state &= ~S_NEED_DRAIN
+    if (this._state & S_NEED_DRAIN && this.sendQueued < this._host.writeHighWaterMark) {
+      this._state &= ~S_NEED_DRAIN
       return true
     }
     return false
@@ -222,68 +222,68 @@ export class YamuxStream implements Conn {
 
   /** @internal Tears the stream down (reset by the peer, session gone, or local destroy). */
   close(err: Error | undefined): void {
-    if (this.state & S_CLOSED) return
-    this.state |= S_CLOSED
-    this.closeError = err
-    if (this.recvBuffered > 0) this.host.buffered(-this.recvBuffered)
-    this.recvBuf = undefined
-    this.recvBuffered = 0
-    this.sendQueue = undefined
+    if (this._state & S_CLOSED) return
+    this._state |= S_CLOSED
+    this._closeError = err
+    if (this._recvBuffered > 0) this._host.buffered(-this._recvBuffered)
+    this._recvBuf = undefined
+    this._recvBuffered = 0
+    this._sendQueue = undefined
     this.sendQueued = 0
-    this.host.forget(this, this.window - INITIAL_STREAM_WINDOW)
+    this._host.forget(this, this._window - INITIAL_STREAM_WINDOW)
     const sink = this.sink
     if (sink) sink.onClose(err)
   }
 
-  private scheduleDelivery(): void {
-    if (this.state & (S_DELIVERY_SCHEDULED | S_CLOSED)) return
-    this.state |= S_DELIVERY_SCHEDULED
+  private _scheduleDelivery(): void {
+    if (this._state & (S_DELIVERY_SCHEDULED | S_CLOSED)) return
+    this._state |= S_DELIVERY_SCHEDULED
     // Deliver outside the caller's stack: resume() and start() must not re-enter the sink.
     queueMicrotask(() => {
-      this.state &= ~S_DELIVERY_SCHEDULED
-      this.deliverBuffered()
+      this._state &= ~S_DELIVERY_SCHEDULED
+      this._deliverBuffered()
     })
   }
 
-  private deliverBuffered(): void {
-    const buf = this.recvBuf
-    while (buf && buf.length > 0 && (this.state & (S_PAUSED | S_CLOSED | S_STARTED)) === S_STARTED) {
+  private _deliverBuffered(): void {
+    const buf = this._recvBuf
+    while (buf && buf.length > 0 && (this._state & (S_PAUSED | S_CLOSED | S_STARTED)) === S_STARTED) {
       const piece = buf.shift()!
-      this.recvBuffered -= piece.length
-      this.host.buffered(-piece.length)
+      this._recvBuffered -= piece.length
+      this._host.buffered(-piece.length)
       this.sink!.onData(piece)
     }
-    if (this.recvBuf && this.recvBuf.length === 0) this.recvBuf = undefined
-    if (this.state & S_CLOSED) return
-    this.consumed()
-    if (this.recvBuffered === 0 && (this.state & (S_REMOTE_FIN | S_PAUSED | S_STARTED)) === (S_REMOTE_FIN | S_STARTED)) {
-      this.deliverEnd()
+    if (this._recvBuf && this._recvBuf.length === 0) this._recvBuf = undefined
+    if (this._state & S_CLOSED) return
+    this._consumed()
+    if (this._recvBuffered === 0 && (this._state & (S_REMOTE_FIN | S_PAUSED | S_STARTED)) === (S_REMOTE_FIN | S_STARTED)) {
+      this._deliverEnd()
     }
   }
 
-  private deliverEnd(): void {
-    if (this.state & (S_END_DELIVERED | S_CLOSED)) return
-    this.state |= S_END_DELIVERED
+  private _deliverEnd(): void {
+    if (this._state & (S_END_DELIVERED | S_CLOSED)) return
+    this._state |= S_END_DELIVERED
     this.sink!.onEnd()
-    if (this.state & S_FIN_SENT) this.close(undefined)
+    if (this._state & S_FIN_SENT) this.close(undefined)
   }
 
   /**
    * Tops the peer's credit back up once half the window was consumed (Go does the same), and grows
    * the window when the peer had nearly exhausted it: the stream is read faster than it is filled.
    */
-  private consumed(): void {
-    if (this.state & (S_CLOSED | S_REMOTE_FIN)) return
-    let delta = this.window - this.recvWindow - this.recvBuffered
-    if (delta < this.window / 2) return
-    if (this.recvWindow < this.window / 4 && this.window < this.maxWindow) {
-      const want = Math.min(this.window, this.maxWindow - this.window)
-      const got = this.host.growWindow(want)
-      this.window += got
+  private _consumed(): void {
+    if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
+    let delta = this._window - this.recvWindow - this._recvBuffered
+    if (delta < this._window / 2) return
+    if (this.recvWindow < this._window / 4 && this._window < this._maxWindow) {
+      const want = Math.min(this._window, this._maxWindow - this._window)
+      const got = this._host.growWindow(want)
+      this._window += got
       delta += got
     }
     this.recvWindow += delta
-    this.host.sendWindowUpdate(this, 0, delta)
+    this._host.sendWindowUpdate(this, 0, delta)
   }
 }
 

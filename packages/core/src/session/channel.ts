@@ -15,77 +15,79 @@ export interface MessageChannelHandlers {
  * the v1 encoder on the send side. A malformed message tears the channel down with a typed error.
  */
 export class MessageChannel {
-  private readonly reader: MessageReader
-  private closed = false
+  private readonly _conn: Conn
+  private readonly _handlers: MessageChannelHandlers
+  private readonly _codec: MessageCodecOptions | undefined
+  private readonly _reader: MessageReader
+  private _closed = false
 
-  constructor(
-    private readonly conn: Conn,
-    private readonly handlers: MessageChannelHandlers,
-    private readonly codec?: MessageCodecOptions,
-  ) {
-    this.reader = new MessageReader(codec)
+  constructor(conn: Conn, handlers: MessageChannelHandlers, codec?: MessageCodecOptions) {
+    this._conn = conn
+    this._handlers = handlers
+    this._codec = codec
+    this._reader = new MessageReader(codec)
     conn.start({
-      onData: (chunk) => this.onData(chunk),
+      onData: (chunk) => this._onData(chunk),
       // Control traffic is tiny and never waits for the peer's credit: nothing to resume.
       onDrain: () => {},
       onEnd: () => {
-        if (this.reader.bufferedBytes > 0) this.fail(new WsfrpError('ERR_MSG_PROTOCOL', 'control stream ended inside a message'))
-        else this.finish(undefined)
+        if (this._reader.bufferedBytes > 0) this._fail(new WsfrpError('ERR_MSG_PROTOCOL', 'control stream ended inside a message'))
+        else this._finish(undefined)
         conn.end()
       },
-      onClose: (err) => this.finish(err),
+      onClose: (err) => this._finish(err),
     })
   }
 
   get isClosed(): boolean {
-    return this.closed
+    return this._closed
   }
 
   /** Encodes and queues one message; false when the channel is already closed. */
   send(msg: Message): boolean {
-    if (this.closed) return false
+    if (this._closed) return false
     try {
-      this.conn.write(encodeMessage(msg, this.codec))
+      this._conn.write(encodeMessage(msg, this._codec))
       return true
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)))
+      this._fail(err instanceof Error ? err : new Error(String(err)))
       return false
     }
   }
 
   /** Half-closes our side; the channel closes when the peer follows. */
   end(): void {
-    if (!this.closed) this.conn.end()
+    if (!this._closed) this._conn.end()
   }
 
   destroy(err?: Error): void {
-    this.fail(err)
+    this._fail(err)
   }
 
-  private onData(chunk: Uint8Array): void {
-    if (this.closed) return
+  private _onData(chunk: Uint8Array): void {
+    if (this._closed) return
     let msgs: Message[]
     try {
-      msgs = this.reader.push(chunk)
+      msgs = this._reader.push(chunk)
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)))
+      this._fail(err instanceof Error ? err : new Error(String(err)))
       return
     }
     for (const m of msgs) {
-      if (this.closed) return
-      this.handlers.onMessage(m)
+      if (this._closed) return
+      this._handlers.onMessage(m)
     }
   }
 
-  private fail(err: Error | undefined): void {
-    if (this.closed) return
-    this.conn.destroy(err)
-    this.finish(err)
+  private _fail(err: Error | undefined): void {
+    if (this._closed) return
+    this._conn.destroy(err)
+    this._finish(err)
   }
 
-  private finish(err: Error | undefined): void {
-    if (this.closed) return
-    this.closed = true
-    this.handlers.onClose(err)
+  private _finish(err: Error | undefined): void {
+    if (this._closed) return
+    this._closed = true
+    this._handlers.onClose(err)
   }
 }

@@ -12,7 +12,7 @@ import { authKey, deriveKey } from '../crypto/key.js'
 import { cryptoConn } from '../crypto/crypto-conn.js'
 import { MessageChannel } from './channel.js'
 import { nowSeconds, readMessageWithin } from './util.js'
-import { TOKEN_MISMATCH } from './server-role.js'
+import { TOKEN_MISMATCH } from './login-errors.js'
 
 /**
  * The version we announce in Login. frps ≤ 0.51 refuses anything below 0.18.0 and compares
@@ -65,49 +65,49 @@ export interface ClientRoleOptions {
  * the caller's loop (it passes the previous run id back in).
  */
 export class FrpClientRole {
-  private readonly mux: YamuxSession
-  private readonly log: Logger
-  private readonly key: Uint8Array
-  private readonly proxies = new Map<string, ClientProxy>()
-  private channel: MessageChannel | undefined
-  private runId = ''
-  private heartbeatTimer: Timer | undefined = undefined
-  private lastPong = 0
-  private closing = false
+  private readonly _mux: YamuxSession
+  private readonly _log: Logger
+  private readonly _key: Uint8Array
+  private readonly _proxies = new Map<string, ClientProxy>()
+  private _channel: MessageChannel | undefined
+  private _runId = ''
+  private _heartbeatTimer: Timer | undefined = undefined
+  private _lastPong = 0
+  private _closing = false
   /** Resolves when the session ends: undefined after a local close(), else the cause. */
   readonly closed: Promise<Error | undefined>
 
-  constructor(
-    transport: Conn,
-    private readonly opts: ClientRoleOptions,
-  ) {
-    this.log = opts.logger ?? noopLogger
-    this.key = deriveKey(opts.crypto, opts.token)
-    for (const p of opts.proxies) this.proxies.set(p.name, p)
-    this.mux = new YamuxSession(transport, {
+  private readonly _opts: ClientRoleOptions
+
+  constructor(transport: Conn, opts: ClientRoleOptions) {
+    this._opts = opts
+    this._log = opts.logger ?? noopLogger
+    this._key = deriveKey(opts.crypto, opts.token)
+    for (const p of opts.proxies) this._proxies.set(p.name, p)
+    this._mux = new YamuxSession(transport, {
       ...opts.yamux,
-      logger: this.log,
+      logger: this._log,
       client: true,
       // frps never opens streams (frp-wire-protocol.md §4.3); refuse any that arrive.
       onStream: (s) => s.reset(),
     })
-    this.closed = this.mux.closed.then((err) => {
-      clearTimer(this.heartbeatTimer)
-      if (this.closing) return undefined
+    this.closed = this._mux.closed.then((err) => {
+      clearTimer(this._heartbeatTimer)
+      if (this._closing) return undefined
       return err ?? new WsfrpError('ERR_CONN_CLOSED', 'the server closed the connection')
     })
   }
 
   /** The yamux session (for stats). */
   get session(): YamuxSession {
-    return this.mux
+    return this._mux
   }
 
   /** Logs in and registers every proxy. Rejects with ERR_AUTH (token refused) or ERR_LOGIN_FAILED. */
   async login(): Promise<{ runId: string; serverVersion: string }> {
-    const s = this.mux.open()
+    const s = this._mux.open()
     const ts = nowSeconds()
-    const p = this.opts.platform ?? {}
+    const p = this._opts.platform ?? {}
     s.write(
       encodeMessage({
         type: 'Login',
@@ -115,18 +115,18 @@ export class FrpClientRole {
         hostname: p.hostname,
         os: p.os,
         arch: p.arch,
-        user: this.opts.user,
-        privilege_key: authKey(this.opts.crypto, this.opts.token, ts),
+        user: this._opts.user,
+        privilege_key: authKey(this._opts.crypto, this._opts.token, ts),
         timestamp: ts,
-        run_id: this.opts.runId,
-        metas: this.opts.metas,
-        pool_count: this.opts.poolCount ?? 1,
+        run_id: this._opts.runId,
+        metas: this._opts.metas,
+        pool_count: this._opts.poolCount ?? 1,
       }),
     )
     let resp: Message
     let conn: Conn
     try {
-      ;({ msg: resp, conn } = await readMessageWithin(s, this.opts.loginTimeoutMs ?? 10_000, 'waiting for LoginResp'))
+      ;({ msg: resp, conn } = await readMessageWithin(s, this._opts.loginTimeoutMs ?? 10_000, 'waiting for LoginResp'))
     } catch (err) {
       this.close()
       throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
@@ -142,95 +142,95 @@ export class FrpClientRole {
       const code = resp.error === TOKEN_MISMATCH || /token|auth/i.test(resp.error) ? 'ERR_AUTH' : 'ERR_LOGIN_FAILED'
       throw new WsfrpError(code, resp.error)
     }
-    this.runId = resp.run_id ?? ''
-    this.log.info('logged in', { runId: this.runId, serverVersion: resp.version })
-    this.channel = new MessageChannel(cryptoConn(conn, this.key, this.opts.crypto), {
-      onMessage: (m) => this.onMessage(m),
+    this._runId = resp.run_id ?? ''
+    this._log.info('logged in', { runId: this._runId, serverVersion: resp.version })
+    this._channel = new MessageChannel(cryptoConn(conn, this._key, this._opts.crypto), {
+      onMessage: (m) => this._onMessage(m),
       onClose: (err) => {
-        if (!this.closing) this.log.warn('control stream closed', err ? { error: err.message } : undefined)
-        this.mux.close(err)
+        if (!this._closing) this._log.warn('control stream closed', err ? { error: err.message } : undefined)
+        this._mux.close(err)
       },
     })
-    for (const proxy of this.proxies.values()) this.sendNewProxy(proxy)
-    this.startHeartbeat()
-    return { runId: this.runId, serverVersion: resp.version ?? '' }
+    for (const proxy of this._proxies.values()) this._sendNewProxy(proxy)
+    this._startHeartbeat()
+    return { runId: this._runId, serverVersion: resp.version ?? '' }
   }
 
   addProxy(p: ClientProxy): void {
-    this.proxies.set(p.name, p)
-    if (this.channel) this.sendNewProxy(p)
+    this._proxies.set(p.name, p)
+    if (this._channel) this._sendNewProxy(p)
   }
 
   removeProxy(name: string): void {
-    if (!this.proxies.delete(name)) return
-    this.channel?.send({ type: 'CloseProxy', proxy_name: this.wireName(name) })
-    this.opts.onProxyStatus?.(name, 'closed', 'removed')
+    if (!this._proxies.delete(name)) return
+    this._channel?.send({ type: 'CloseProxy', proxy_name: this._wireName(name) })
+    this._opts.onProxyStatus?.(name, 'closed', 'removed')
   }
 
   /** GoAway, then close the transport. */
   close(): void {
-    if (this.closing) return
-    this.closing = true
-    clearTimer(this.heartbeatTimer)
-    this.mux.close()
+    if (this._closing) return
+    this._closing = true
+    clearTimer(this._heartbeatTimer)
+    this._mux.close()
   }
 
-  private wireName(name: string): string {
-    return this.opts.user ? `${this.opts.user}.${name}` : name
+  private _wireName(name: string): string {
+    return this._opts.user ? `${this._opts.user}.${name}` : name
   }
 
-  private localName(wire: string): string {
-    const prefix = this.opts.user ? `${this.opts.user}.` : ''
+  private _localName(wire: string): string {
+    const prefix = this._opts.user ? `${this._opts.user}.` : ''
     return prefix && wire.startsWith(prefix) ? wire.slice(prefix.length) : wire
   }
 
-  private sendNewProxy(p: ClientProxy): void {
-    this.channel!.send({ ...p.fields, type: 'NewProxy', proxy_name: this.wireName(p.name), proxy_type: p.type })
+  private _sendNewProxy(p: ClientProxy): void {
+    this._channel!.send({ ...p.fields, type: 'NewProxy', proxy_name: this._wireName(p.name), proxy_type: p.type })
   }
 
-  private onMessage(m: Message): void {
+  private _onMessage(m: Message): void {
     switch (m.type) {
       case 'ReqWorkConn':
-        void this.openWorkConn()
+        void this._openWorkConn()
         return
       case 'NewProxyResp': {
-        const name = this.localName(m.proxy_name ?? '')
+        const name = this._localName(m.proxy_name ?? '')
         if (m.error) {
-          this.log.warn('proxy start error', { proxy: name, error: m.error })
-          this.opts.onProxyStatus?.(name, 'error', m.error)
+          this._log.warn('proxy start error', { proxy: name, error: m.error })
+          this._opts.onProxyStatus?.(name, 'error', m.error)
         } else {
-          this.log.info('proxy started', { proxy: name, remote: m.remote_addr })
-          this.opts.onProxyStatus?.(name, 'running', m.remote_addr ?? '')
+          this._log.info('proxy started', { proxy: name, remote: m.remote_addr })
+          this._opts.onProxyStatus?.(name, 'running', m.remote_addr ?? '')
         }
         return
       }
       case 'Pong':
-        this.lastPong = Date.now()
+        this._lastPong = Date.now()
         if (m.error) {
-          this.log.warn('heartbeat refused by the server: closing', { error: m.error })
-          this.mux.close(new WsfrpError('ERR_AUTH', m.error))
+          this._log.warn('heartbeat refused by the server: closing', { error: m.error })
+          this._mux.close(new WsfrpError('ERR_AUTH', m.error))
         }
         return
       default:
-        this.log.debug('ignoring an unexpected control message', { type: m.type })
+        this._log.debug('ignoring an unexpected control message', { type: m.type })
     }
   }
 
-  private async openWorkConn(): Promise<void> {
+  private async _openWorkConn(): Promise<void> {
     let stream: Conn
     try {
-      stream = this.mux.open()
+      stream = this._mux.open()
     } catch (err) {
-      this.log.debug('cannot open a work stream', { error: (err as Error).message })
+      this._log.debug('cannot open a work stream', { error: (err as Error).message })
       return
     }
-    const scoped = this.opts.additionalScopes?.includes('NewWorkConns')
+    const scoped = this._opts.additionalScopes?.includes('NewWorkConns')
     const ts = nowSeconds()
     stream.write(
       encodeMessage({
         type: 'NewWorkConn',
-        run_id: this.runId,
-        ...(scoped ? { privilege_key: authKey(this.opts.crypto, this.opts.token, ts), timestamp: ts } : {}),
+        run_id: this._runId,
+        ...(scoped ? { privilege_key: authKey(this._opts.crypto, this._opts.token, ts), timestamp: ts } : {}),
       }),
     )
     let start: Message
@@ -242,46 +242,46 @@ export class FrpClientRole {
       return // session closed, or the server dropped a surplus stream
     }
     if (start.type !== 'StartWorkConn' || start.error) {
-      if (start.type === 'StartWorkConn') this.log.warn('the server refused a work connection', { error: start.error })
+      if (start.type === 'StartWorkConn') this._log.warn('the server refused a work connection', { error: start.error })
       work.destroy()
       return
     }
-    const name = this.localName(start.proxy_name ?? '')
-    const proxy = this.proxies.get(name)
+    const name = this._localName(start.proxy_name ?? '')
+    const proxy = this._proxies.get(name)
     if (!proxy) {
-      this.log.warn('work connection for an unknown proxy', { proxy: name })
+      this._log.warn('work connection for an unknown proxy', { proxy: name })
       work.destroy()
       return
     }
-    if (proxy.fields.use_encryption) work = cryptoConn(work, this.key, this.opts.crypto)
+    if (proxy.fields.use_encryption) work = cryptoConn(work, this._key, this._opts.crypto)
     let target: Conn
     try {
-      target = await this.opts.dialTarget(proxy, start)
+      target = await this._opts.dialTarget(proxy, start)
     } catch (err) {
-      this.log.warn('cannot reach the local service', { proxy: name, error: err instanceof Error ? err.message : String(err) })
+      this._log.warn('cannot reach the local service', { proxy: name, error: err instanceof Error ? err.message : String(err) })
       work.destroy()
       return
     }
-    pipe(work, target).catch((err: Error) => this.log.debug('work connection ended with an error', { proxy: name, error: err.message }))
+    pipe(work, target).catch((err: Error) => this._log.debug('work connection ended with an error', { proxy: name, error: err.message }))
   }
 
-  private startHeartbeat(): void {
-    const every = this.opts.heartbeatIntervalMs ?? -1
+  private _startHeartbeat(): void {
+    const every = this._opts.heartbeatIntervalMs ?? -1
     if (every <= 0) return
-    const timeout = this.opts.heartbeatTimeoutMs ?? -1
-    this.lastPong = Date.now()
+    const timeout = this._opts.heartbeatTimeoutMs ?? -1
+    this._lastPong = Date.now()
     const tick = (): void => {
-      if (this.closing || !this.channel || this.channel.isClosed) return
-      if (timeout > 0 && Date.now() - this.lastPong > timeout) {
-        this.log.warn('heartbeat timeout: closing the session', { timeoutMs: timeout })
-        this.mux.close(new WsfrpError('ERR_TIMEOUT', `no Pong for ${timeout} ms`))
+      if (this._closing || !this._channel || this._channel.isClosed) return
+      if (timeout > 0 && Date.now() - this._lastPong > timeout) {
+        this._log.warn('heartbeat timeout: closing the session', { timeoutMs: timeout })
+        this._mux.close(new WsfrpError('ERR_TIMEOUT', `no Pong for ${timeout} ms`))
         return
       }
       const ts = nowSeconds()
-      const scoped = this.opts.additionalScopes?.includes('HeartBeats')
-      this.channel.send({ type: 'Ping', ...(scoped ? { privilege_key: authKey(this.opts.crypto, this.opts.token, ts), timestamp: ts } : {}) })
-      this.heartbeatTimer = setTimer(tick, every, { unref: true })
+      const scoped = this._opts.additionalScopes?.includes('HeartBeats')
+      this._channel.send({ type: 'Ping', ...(scoped ? { privilege_key: authKey(this._opts.crypto, this._opts.token, ts), timestamp: ts } : {}) })
+      this._heartbeatTimer = setTimer(tick, every, { unref: true })
     }
-    this.heartbeatTimer = setTimer(tick, every, { unref: true })
+    this._heartbeatTimer = setTimer(tick, every, { unref: true })
   }
 }
