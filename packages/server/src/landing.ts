@@ -14,6 +14,8 @@ export interface LandingInfo {
   proxies: number
   /** The WebSocket path to show (frp's `/~!frp`). */
   wsPath: string
+  /** Where the browser demo lives, when the server offers it ("Try it in your browser"). */
+  demoPath?: string
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -72,13 +74,21 @@ code,pre{font-family:ui-monospace,monospace;background:#f3f3f3;border-radius:4px
 pre{padding:.75rem;overflow-x:auto}
 dl{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}
 dt{font-weight:600}
+.try{display:inline-block;padding:.6rem 1.1rem;border-radius:6px;background:#1f6feb;color:#fff;font-weight:600;text-decoration:none}
+.try:hover,.try:focus{background:#1859c4}
 </style>
 </head>
 <body>
 <h1>wsfrps <small>${e(info.version)}</small></h1>
 <p>An <a href="https://github.com/fatedier/frp">frp</a>-compatible reverse tunnel server. Clients connect over one
 WebSocket at <code>${e(info.wsPath)}</code> and publish local services on this server.</p>
-<h2>Status</h2>
+${
+  info.demoPath === undefined
+    ? ''
+    : `<p><a class="try" id="try-demo" href="${e(info.demoPath)}">Try it in your browser</a></p>
+<p>One click turns your browser tab into a small web site published on this server, with no install.</p>
+`
+}<h2>Status</h2>
 <dl>
 <dt>Clients connected</dt><dd id="clients">${info.clients}</dd>
 <dt>Proxies</dt><dd id="proxies">${info.proxies}</dd>
