@@ -9,7 +9,8 @@
  * Output: log lines (stdout, or `log.to`); one ready line per proxy on stdout when it comes up,
  * `[name] tcp proxy running: 127.0.0.1:22 ⇐ host:6000`; fatal errors as `wsfrpc: …` on stderr, exit
  * code 2 for a malformed command line (as wsfrps), 1 for the rest. SIGTERM/SIGINT close gracefully
- * and exit 0.
+ * and exit 0. SIGHUP reads the configuration file again and applies its proxies (a file that does
+ * not validate is refused, its problems logged, and the running configuration kept).
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, formatConfigIssue, validateClientConfig, type ClientConfig, type ConfigIssue } from '@wsfrp/core'
@@ -48,8 +49,10 @@ Quick mode (tcp, http: one proxy, no file):
 wss:// verifies the server certificate (system CAs, or transport.tls.trustedCaFile); frpc does not
 verify without a CA file. Once a proxy is up this line is printed on stdout:
   [NAME] tcp proxy running: 127.0.0.1:22 ⇐ SERVER-HOST:PORT
-SIGTERM/SIGINT close the session gracefully and exit 0. A malformed command line exits 2; an invalid
-configuration or a failed first login (loginFailExit) exits 1.
+SIGTERM/SIGINT close the session gracefully and exit 0. SIGHUP reloads the configuration file:
+proxies are added, removed or changed without dropping the others (an invalid file is refused and
+the running configuration kept). A malformed command line exits 2; an invalid configuration or a
+failed first login (loginFailExit) exits 1.
 `
 
 const OPTIONS = {
@@ -132,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`wsfrpc: the configuration file ${file} syntax is ok (${n} ${n === 1 ? 'proxy' : 'proxies'}, server ${redactUrl(serverUrlFor(cfg))})\n`)
     return 0
   }
-  return run(cfg, logLevel)
+  return run(cfg, logLevel, file)
 }
 
 /** Builds the configuration of a quick-mode command and validates it like a file would be. */
@@ -211,7 +214,7 @@ function numberOrText(s: string): number | string {
   return /^\d+$/.test(s) ? Number(s) : s
 }
 
-async function run(cfg: ClientConfig, levelOverride: string | undefined): Promise<number> {
+async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: string): Promise<number> {
   let logger: ClientLogger
   try {
     logger = createLogger({
@@ -245,6 +248,28 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined): Promis
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // SIGHUP: the file again, one reload at a time. A file that does not validate changes nothing.
+  let reloads = Promise.resolve()
+  process.on('SIGHUP', () => {
+    if (file === undefined) {
+      logger.warn('received SIGHUP: nothing to reload (no configuration file in quick mode)')
+      return
+    }
+    reloads = reloads.then(async () => {
+      logger.info(`received SIGHUP: reloading ${file}`)
+      let next: ClientConfig
+      try {
+        next = await loadClientConfigFile(file)
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.issues.map(formatConfigIssue) : [(err as Error).message]
+        logger.error(`reload refused: ${file} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}; the running configuration is kept`)
+        for (const p of problems) logger.error(`reload: ${p}`)
+        return
+      }
+      const r = client.reload(next)
+      logger.info(`reloaded ${file}`, { added: r.added.join(',') || undefined, removed: r.removed.join(',') || undefined, changed: r.changed.join(',') || undefined })
+    })
+  })
 
   logger.info(`wsfrpc ${VERSION} starting`, { server: redactUrl(serverUrlFor(cfg)), proxies: cfg.proxies.length, user: cfg.user || undefined })
   try {

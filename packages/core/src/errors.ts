@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_CONFIG'
   | 'ERR_PROXY'
+  /** A configured limit was reached (a user's maxConnections); the operation is refused, nothing else is affected. */
+  | 'ERR_LIMIT'
   // HTTP/1.1 codec (handler targets): malformed or smuggling-prone input, a limit passed, an unsendable message
   | 'ERR_HTTP_PARSE'
   | 'ERR_HTTP_LIMIT'

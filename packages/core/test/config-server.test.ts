@@ -37,7 +37,7 @@ test('an empty server config gets every documented default', T, () => {
     proxyBindAddr: '0.0.0.0',
     vhostHTTPPort: 7000,
     subDomainHost: '',
-    auth: { method: 'token', token: '', additionalScopes: [] },
+    auth: { method: 'token', token: '', additionalScopes: [], users: [] },
     allowPorts: [],
     maxPortsPerClient: 0,
     transport: {
@@ -51,6 +51,22 @@ test('an empty server config gets every documented default', T, () => {
     log: { level: 'info', to: 'console', maxDays: 3, disablePrintColor: false },
     webServer: { addr: '127.0.0.1', port: 0, user: '', password: '' },
     detailedErrorsToClient: true,
+    limits: {
+      loginTimeout: 10,
+      transportLoginTimeout: 30,
+      maxClients: 1000,
+      maxProxiesPerClient: 256,
+      maxStreamsPerSession: 1024,
+      sessionReceiveBudget: 64 * 1024 * 1024,
+      maxMessageSize: 10_240,
+      maxWebSocketMessageSize: 16 * 1024 * 1024,
+      maxHTTPHeaderSize: 16 * 1024,
+      httpHeaderTimeout: 60,
+      httpKeepAliveTimeout: 5,
+      maxPendingUserConnsPerProxy: 64,
+      loginFailures: 5,
+      loginFailureWindow: 60,
+    },
   })
   assert.deepEqual(validateServerConfig(undefined), defaultServerConfig())
 })
@@ -241,7 +257,7 @@ test('a full valid server config round-trips its values', T, () => {
   })
   assert.equal(cfg.proxyBindAddr, '::')
   assert.equal(cfg.vhostHTTPPort, 443)
-  assert.deepEqual(cfg.auth, { method: 'token', token: 't', additionalScopes: ['NewWorkConns'] })
+  assert.deepEqual(cfg.auth, { method: 'token', token: 't', additionalScopes: ['NewWorkConns'], users: [] })
   assert.deepEqual(cfg.transport, { maxPoolCount: 50, tcpMuxKeepaliveInterval: 60, heartbeatTimeout: 90, wsPaths: [], tls: { certFile: '', keyFile: '' } })
   assert.deepEqual(cfg.log, { level: 'trace', to: '/var/log/x.log', maxDays: 1, disablePrintColor: true })
   assert.deepEqual(cfg.webServer, { addr: '0.0.0.0', port: 7500, user: 'u', password: 'p' })

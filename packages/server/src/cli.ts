@@ -226,6 +226,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  // SIGUSR2: one line of counters on stdout, whatever the log level (operators, leak tests). With
+  // --expose-gc a full collection runs first, so the heap figure is live objects, not garbage.
+  process.on('SIGUSR2', () => {
+    ;(globalThis as { gc?: () => void }).gc?.()
+    const st = server.stats()
+    const sessions = server.metrics.sessionTotals()
+    const mem = process.memoryUsage()
+    out(
+      `wsfrps stats clients=${st.clients} proxies=${st.proxies} transports=${st.transports} streams=${sessions.streams} ` +
+        `conns=${server.metrics.totals().curConns} heap-used=${mem.heapUsed} rss=${mem.rss}`,
+    )
+  })
   // Last line of defence: a bug reached by one peer's input must not take every other client down.
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection (bug)', { error: describeError(reason) }))
   process.on('uncaughtException', (err) => log.error('uncaught exception (bug)', { error: err.message, stack: err.stack }))

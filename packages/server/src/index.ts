@@ -35,3 +35,4 @@ export {
 export { ServerMetrics, DailyCounter, createMetricsRegistry, proxyConf, HISTORY_DAYS, type ServerMetricsOptions, type ProxyStats, type ProxyConf, type TrafficTotals, type SessionTotals } from './metrics.js'
 export { Dashboard, decideExposure, type DashboardOptions, type Exposure, type ExposureInput } from './dashboard/index.js'
 export { serverInfo, type ServerInfo, type ProxyInfo, type ClientInfo } from './api.js'
+export { Tenants, tenantOf, visibleTo, type TenantsOptions, type TenantUsage } from './tenants.js'

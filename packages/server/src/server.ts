@@ -12,6 +12,7 @@ import { isIP } from 'node:net'
 import type { WebSocketServer } from 'ws'
 import {
   FrpServerRole,
+  LoginThrottle,
   WsfrpError,
   serverWsPaths,
   validateServerConfig,
@@ -22,17 +23,22 @@ import {
 } from '@wsfrp/core'
 import { acceptWs, createWsServer, nodeCrypto } from '@wsfrp/node'
 import { Dashboard, type DashboardOptions } from './dashboard/index.js'
+import { DEMO_PATH, Demo, type DemoOptions } from './demo.js'
 import { renderLandingPage, safeHost } from './landing.js'
 import { loggerFromConfig } from './logger.js'
 import { ServerMetrics } from './metrics.js'
 import { ProxyRouter } from './proxy-router.js'
 import { TcpProxyManager, type TcpProxyEvent } from './tcp-proxy.js'
+import { Tenants } from './tenants.js'
 import { VERSION } from './version.js'
-import { HttpVhost, VHOST_DEFAULTS, answerClientError } from './vhost/index.js'
+import { HttpVhost, answerClientError } from './vhost/index.js'
 
 /** A config where every field may be left out; missing ones get wsfrps's defaults (docs/CONFIG.md). */
 export type ServerConfigInput = DeepPartial<ServerConfig>
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] }
+type DeepPartial<T> = {
+  // Arrays of tables (`auth.users`) take partial entries too; the validator fills their defaults.
+  [K in keyof T]?: T[K] extends readonly (infer U)[] ? ([U] extends [object] ? DeepPartial<U>[] : T[K]) : T[K] extends object ? DeepPartial<T[K]> : T[K]
+}
 
 /**
  * A plain-HTTP request handler in the server's chain. Call `next()` to pass the request on (the last
@@ -49,19 +55,24 @@ export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: B
 export interface CreateServerOptions {
   /** Default: a logger built from `config.log` (stdout or the file in `log.to`). */
   logger?: Logger
-  /** User connections per tcp proxy that may wait for a work connection at once. Default 64. */
+  /** User connections per tcp proxy that may wait for a work connection at once. Default `limits.maxPendingUserConnsPerProxy` (64). */
   maxPendingUserConns?: number
-  /** Largest WebSocket message accepted from a client, in bytes. Default 16 MiB. */
+  /** Largest WebSocket message accepted from a client, in bytes. Default `limits.maxWebSocketMessageSize` (16 MiB). */
   maxPayload?: number
   /** Overrides for the yamux sessions (keepAliveInterval comes from `transport.tcpMuxKeepaliveInterval`). */
   yamux?: Partial<YamuxOptions>
   /**
    * A WebSocket that opened no frp control within this many ms is closed, so idle sockets cannot
-   * pile up. Default 30,000; 0 disables.
+   * pile up. Default `limits.transportLoginTimeout` × 1000 (30,000); 0 disables.
    */
   transportLoginTimeoutMs?: number
   /** The dashboard, REST API and /metrics (docs/DASHBOARD.md): their path prefix, or `enabled: false`. */
   dashboard?: DashboardOptions
+  /**
+   * The "Try it in your browser" demo (docs/BROWSER.md): `true` or its options. It needs a
+   * `subDomainHost`; demo clients get their own token and may only publish `demo-<id>` http proxies.
+   */
+  demo?: boolean | DemoOptions
 }
 
 /** Where the server listens. */
@@ -132,11 +143,23 @@ function pathOf(url: string | undefined): string {
 
 /** Answers a raw upgrade socket with a plain HTTP status and closes it. */
 /**
- * Options of the server's own http.Server: headers beyond the vhost limit get 431; no overall
- * request timeout (Node's default of 300 s would cut long uploads and SSE streams; the vhost keeps
- * its own response-header timeout).
+ * Options of the server's own http.Server: heads beyond `limits.maxHTTPHeaderSize` get 431; no
+ * overall request timeout (Node's default of 300 s would cut long uploads and SSE streams; the
+ * vhost keeps its own response-header timeout). The head timeout is set explicitly: with
+ * `requestTimeout: 0` Node's default would be 0 too, and a trickled head (slowloris, upgrades
+ * included) would hold its socket forever.
  */
-const VHOST_SERVER_OPTS: http.ServerOptions = { maxHeaderSize: VHOST_DEFAULTS.maxHeaderBytes, requestTimeout: 0 }
+function httpServerOptions(limits: ServerConfig['limits']): http.ServerOptions {
+  const headersTimeout = limits.httpHeaderTimeout * 1000
+  return {
+    maxHeaderSize: limits.maxHTTPHeaderSize,
+    requestTimeout: 0,
+    headersTimeout,
+    keepAliveTimeout: limits.httpKeepAliveTimeout * 1000,
+    // How often Node looks for expired heads; Node's 30 s would let a short timeout run 30 s late.
+    connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeout / 4))),
+  }
+}
 
 /** True for a Host header that names this server itself rather than a proxied site. */
 function isOwnHost(hostHeader: string | undefined, subDomainHost: string): boolean {
@@ -173,6 +196,10 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
   readonly dashboard: Dashboard
   /** HTTP virtual hosts (`type = "http"` proxies) on the server's own port. */
   readonly vhost: HttpVhost
+  /** The browser demo, when `CreateServerOptions.demo` is set. */
+  readonly demo: Demo | undefined
+  /** The users of `[[auth.users]]`: their restrictions and what they hold (`tenants.usage(name)`). */
+  readonly tenants: Tenants
   private readonly wss: WebSocketServer
   private readonly pathSet: Set<string>
   private readonly handlers: RequestHandler[] = []
@@ -193,15 +220,19 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     this.log = opts.logger ?? loggerFromConfig(config.log)
     this.wsPaths = serverWsPaths(config)
     this.pathSet = new Set(this.wsPaths)
-    this.transportLoginTimeoutMs = opts.transportLoginTimeoutMs ?? 30_000
+    const limits = config.limits
+    this.transportLoginTimeoutMs = opts.transportLoginTimeoutMs ?? limits.transportLoginTimeout * 1000
     this.secure = config.transport.tls.certFile !== ''
-    this.wss = createWsServer(opts.maxPayload === undefined ? undefined : { maxPayload: opts.maxPayload })
+    this.wss = createWsServer({ maxPayload: opts.maxPayload ?? limits.maxWebSocketMessageSize })
     this.proxies = new ProxyRouter({ logger: this.log, detailedErrors: config.detailedErrorsToClient })
+    const tenants = new Tenants({ users: config.auth.users, subDomainHost: config.subDomainHost, detailedErrors: config.detailedErrorsToClient, logger: this.log })
+    this.tenants = tenants
     this.tcp = new TcpProxyManager({
       proxyBindAddr: config.proxyBindAddr,
       allowPorts: config.allowPorts,
       maxPortsPerClient: config.maxPortsPerClient,
-      maxPendingUserConns: opts.maxPendingUserConns,
+      maxPendingUserConns: opts.maxPendingUserConns ?? limits.maxPendingUserConnsPerProxy,
+      allowPortsFor: (control) => tenants.allowPortsOf(control),
       logger: this.log,
       onOpen: (e) => this.fire('proxy-open', { ...e, type: 'tcp' }),
       onClose: (e) => this.fire('proxy-close', { ...e, type: 'tcp' }),
@@ -223,16 +254,32 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       if (!this.vhost.handleUpgrade(req, socket, head)) next()
     })
     this.metrics = new ServerMetrics()
+    const keepAliveMs = config.transport.tcpMuxKeepaliveInterval * 1000
     this.role = new FrpServerRole({
       token: config.auth.token,
+      users: config.auth.users,
       crypto: nodeCrypto,
-      // Every proxy type's work connections count their bytes; refused logins are counted from the log.
-      proxies: this.metrics.countTraffic(this.proxies),
+      // Every proxy type's work connections count their bytes (users' ones against their limits
+      // too); refused logins are counted from the log.
+      proxies: tenants.guard(this.metrics.countTraffic(this.proxies)),
       maxPoolCount: config.transport.maxPoolCount,
       userConnTimeoutMs: config.userConnTimeout * 1000,
+      loginTimeoutMs: limits.loginTimeout * 1000,
+      maxClients: limits.maxClients,
+      maxProxiesPerClient: limits.maxProxiesPerClient,
+      maxMessageSize: limits.maxMessageSize,
+      loginThrottle: new LoginThrottle({ maxFailures: limits.loginFailures, windowMs: limits.loginFailureWindow * 1000 }),
       additionalScopes: config.auth.additionalScopes,
       logger: this.metrics.countLoginFailures(this.log),
-      yamux: { keepAliveInterval: config.transport.tcpMuxKeepaliveInterval * 1000, ...opts.yamux },
+      yamux: {
+        keepAliveInterval: keepAliveMs,
+        // A short keep-alive asks for quick detection of a dead peer: a ping may take at most one
+        // interval (never more than yamux's 10 s) to come back.
+        pingTimeout: Math.min(10_000, keepAliveMs),
+        maxStreams: limits.maxStreamsPerSession,
+        sessionReceiveBudget: limits.sessionReceiveBudget,
+        ...opts.yamux,
+      },
       onControl: (event, control) => {
         if (event === 'login') {
           const t = this.transports.get(control.remoteAddress)
@@ -245,6 +292,17 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       },
     })
     this.dashboard = new Dashboard(this, opts.dashboard)
+    this.demo = opts.demo ? new Demo({ config, proxies: this.metrics.countTraffic(this.proxies), log: this.log, secure: () => this.secure, yamux: opts.yamux }, opts.demo === true ? {} : opts.demo) : undefined
+    if (this.demo !== undefined) {
+      const demo = this.demo
+      // Only on the server's own names: never on a published site's origin.
+      this.use((req, res, next) => {
+        if (!isOwnHost(req.headers.host, config.subDomainHost) || !demo.handleRequest(req, res)) next()
+      })
+      this.useUpgrade((req, socket, head, next) => {
+        if (!isOwnHost(req.headers.host, config.subDomainHost) || !demo.handleUpgrade(req, socket, head)) next()
+      })
+    }
   }
 
   /** Emits an event; a listener that throws is logged, never allowed to break the session code that fired it. */
@@ -310,9 +368,9 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       } catch (err) {
         throw new WsfrpError('ERR_CONFIG', `cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err })
       }
-      server = https.createServer({ cert, key, ...VHOST_SERVER_OPTS }, onRequest)
+      server = https.createServer({ cert, key, ...httpServerOptions(this.config.limits) }, onRequest)
     } else {
-      server = http.createServer(VHOST_SERVER_OPTS, onRequest)
+      server = http.createServer(httpServerOptions(this.config.limits), onRequest)
     }
     // 100-continue goes to the local service when a vhost route matches; 400/431 for bad requests.
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -440,6 +498,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     await this.tcp.close()
     this.vhost.close()
     await this.dashboard.close()
+    await this.demo?.close()
     this.metrics.close()
     // The sessions have sent GoAway and a WebSocket close; give the peers a moment to answer it.
     await Promise.all(
@@ -492,6 +551,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       clients: stats.clients,
       proxies: stats.proxies,
       wsPath: this.wsPaths[0]!,
+      demoPath: this.demo?.enabled ? DEMO_PATH : undefined,
     })
     res.writeHead(200, {
       'Content-Type': 'text/html; charset=utf-8',
@@ -559,7 +619,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
         this.log.debug('transport opened', { remote: remoteAddress, path, origin: req.headers.origin })
         let session: ReturnType<FrpServerRole['handleTransport']>
         try {
-          session = this.role.handleTransport(conn, { remoteAddress })
+          session = this.role.handleTransport(conn, { remoteAddress, ip: plainIp(req.socket.remoteAddress) })
           this.metrics.trackSession(remoteAddress, session)
         } catch (err) {
           this.log.error('cannot start a session on a WebSocket', { remote: remoteAddress, error: err instanceof Error ? err.message : String(err) })
@@ -582,6 +642,13 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
           if (this.transports.get(remoteAddress) === entry) this.transports.delete(remoteAddress)
           this.log.debug('transport closed', { remote: remoteAddress, error: err?.message })
           this.fire('transport-close', { remoteAddress })
+          // The session sent its close frame; a peer that never answers it would keep the socket
+          // for ws's 30 s close timeout. Real clients answer at once.
+          if (!socket.destroyed) {
+            const cut = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS)
+            cut.unref()
+            socket.once('close', () => clearTimeout(cut))
+          }
         })
       },
       (err: Error) => this.log.debug('WebSocket handshake refused', { remote: remoteAddress, error: err.message }),

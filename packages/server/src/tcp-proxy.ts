@@ -4,7 +4,7 @@
  * (frp-wire-protocol.md §10.1).
  */
 import * as net from 'node:net'
-import { isPortAllowed, noopLogger, pipe, type Conn, type ControlHandle, type Logger, type NewProxy, type PortRange } from '@wsfrp/core'
+import { isPortAllowed, isWsfrpError, noopLogger, pipe, type Conn, type ControlHandle, type Logger, type NewProxy, type PortRange } from '@wsfrp/core'
 import { socketConn } from '@wsfrp/node'
 
 /** What the server reports about a tcp proxy when it opens and closes. */
@@ -33,6 +33,11 @@ export interface TcpProxyManagerOptions {
    * reconnecting client gets the same port back (frps keeps it 24 h). Default 86,400,000.
    */
   portReservationMs?: number
+  /**
+   * Further port ranges for one client's proxies (its user's `allowPorts`), on top of
+   * `allowPorts`; undefined = none. `remote_port = 0` picks a port inside both.
+   */
+  allowPortsFor?: (control: ControlHandle) => readonly PortRange[] | undefined
   logger?: Logger
   /** Called once the proxy's listener is bound. */
   onOpen?: (e: TcpProxyEvent) => void
@@ -79,6 +84,20 @@ function listen(host: string, port: number): Promise<net.Server> {
       resolve(server)
     })
   })
+}
+
+/** The ports inside both lists of ranges (`[]` in `a` means every port). */
+function intersectRanges(a: readonly PortRange[], b: readonly PortRange[]): PortRange[] {
+  if (a.length === 0) return [...b]
+  const out: PortRange[] = []
+  for (const x of a) {
+    for (const y of b) {
+      const start = Math.max(x.start, y.start)
+      const end = Math.min(x.end, y.end)
+      if (start <= end) out.push({ start, end })
+    }
+  }
+  return out
 }
 
 /** Go prints IPv4-mapped IPv6 addresses as plain IPv4; do the same in StartWorkConn. */
@@ -136,6 +155,13 @@ export class TcpProxyManager {
     const asked = proxy.remote_port ?? 0
     if (!Number.isInteger(asked) || asked < 0 || asked > 65535) throw new Error(`remote port ${String(asked)} is not a valid port`)
     if (asked !== 0 && !isPortAllowed(asked, this.allowPorts)) throw new Error(`port ${asked} is not allowed`)
+    const extra = this.opts.allowPortsFor?.(control)
+    let allowed = this.allowPorts
+    if (extra !== undefined && extra.length > 0) {
+      if (asked !== 0 && !isPortAllowed(asked, extra)) throw new Error(`port ${asked} is not allowed for this user`)
+      allowed = intersectRanges(this.allowPorts, extra)
+      if (allowed.length === 0) throw new Error('no port is allowed for this user: its allowPorts and the server\'s allowPorts do not overlap')
+    }
     if (this.maxPortsPerClient > 0) {
       let held = 0
       for (const e of this.entries.values()) if (e.control === control) held++
@@ -158,7 +184,7 @@ export class TcpProxyManager {
     }
     this.entries.set(name, entry)
     try {
-      const server = await this.bind(name, asked)
+      const server = await this.bind(name, asked, allowed)
       entry.server = server
       entry.port = (server.address() as net.AddressInfo).port
       if (entry.closed) {
@@ -229,7 +255,7 @@ export class TcpProxyManager {
   }
 
   /** Binds `asked`, or for 0: the port reserved for this name, else a random allowed port, else any. */
-  private async bind(name: string, asked: number): Promise<net.Server> {
+  private async bind(name: string, asked: number, allowPorts: readonly PortRange[]): Promise<net.Server> {
     const host = this.bindAddr
     if (asked !== 0) {
       try {
@@ -242,13 +268,13 @@ export class TcpProxyManager {
     const r = this.reserved.get(name)
     if (r !== undefined) {
       if (r.releasedAt !== undefined && Date.now() - r.releasedAt > this.reservationMs) this.reserved.delete(name)
-      else if (isPortAllowed(r.port, this.allowPorts)) candidates.push(r.port)
+      else if (isPortAllowed(r.port, allowPorts)) candidates.push(r.port)
     }
-    if (this.allowPorts.length > 0) {
-      const total = this.allowPorts.reduce((n, p) => n + (p.end - p.start + 1), 0)
+    if (allowPorts.length > 0) {
+      const total = allowPorts.reduce((n, p) => n + (p.end - p.start + 1), 0)
       for (let i = 0; i < RANDOM_PORT_TRIES; i++) {
         let k = Math.floor(Math.random() * total)
-        for (const p of this.allowPorts) {
+        for (const p of allowPorts) {
           const n = p.end - p.start + 1
           if (k < n) {
             candidates.push(p.start + k)
@@ -269,7 +295,7 @@ export class TcpProxyManager {
         if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw listenError(port, host, err)
       }
     }
-    if (this.allowPorts.length > 0) throw new Error('no allowed port is free: every port tried is already in use')
+    if (allowPorts.length > 0) throw new Error('no allowed port is free: every port tried is already in use')
     throw listenError(0, host, last)
   }
 
@@ -312,10 +338,10 @@ export class TcpProxyManager {
         (err: unknown) => {
           entry.pending--
           entry.conns.delete(user)
-          entry.log.warn('no work connection for a user connection: closing it', {
-            remote: src,
-            error: err instanceof Error ? err.message : String(err),
-          })
+          const fields = { remote: src, error: err instanceof Error ? err.message : String(err) }
+          // A user's connection limit refuses by design; at warn, a flood would flood the log too.
+          if (isWsfrpError(err, 'ERR_LIMIT')) entry.log.debug('user connection refused: a limit was reached', fields)
+          else entry.log.warn('no work connection for a user connection: closing it', fields)
           user.destroy()
         },
       )

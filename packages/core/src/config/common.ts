@@ -27,8 +27,9 @@ export function readLog(ctx: Ctx, root: Table | undefined, hints: KeyHints): Log
   }
 }
 
-export function readAuth(ctx: Ctx, root: Table | undefined, hints: KeyHints): AuthConfig {
-  const t = readSubTable(ctx, root, 'auth', '', '', ['method', 'token', 'additionalScopes'], hints)
+/** Reads `auth`; `extraKeys` are further keys the caller reads itself (the server's `users`). */
+export function readAuth(ctx: Ctx, root: Table | undefined, hints: KeyHints, extraKeys: readonly string[] = []): AuthConfig {
+  const t = readSubTable(ctx, root, 'auth', '', '', ['method', 'token', 'additionalScopes', ...extraKeys], hints)
   const method = readEnum(ctx, t, 'method', 'auth', 'token', ['token'] as const, {
     oidc: 'only "token" is supported ("oidc" is not supported yet)',
   })

@@ -1,6 +1,10 @@
 export type {
   AuthConfig,
   AuthScope,
+  AuthUser,
+  LimitsConfig,
+  ProxyTypeName,
+  ServerAuthConfig,
   ClientConfig,
   ClientProtocol,
   ClientTransportConfig,

@@ -15,7 +15,7 @@ function isClient(cfg: ServerConfig | ClientConfig): cfg is ClientConfig {
 }
 
 /**
- * A deep copy of a validated config that is safe to log: `auth.token`, `webServer.password`,
+ * A deep copy of a validated config that is safe to log: `auth.token`, `auth.users[].token`, `webServer.password`,
  * proxies' `httpPassword` and `loadBalancer.groupKey`, and credentials inside `serverURL` and
  * `transport.proxyURL` become `"<redacted>"`. Empty secrets stay `""`, so "no token set" remains
  * visible. The input is not modified.
@@ -33,6 +33,7 @@ export function redactConfig<T extends ServerConfig | ClientConfig>(cfg: T): T {
     }
   } else {
     copy.webServer.password = secret(copy.webServer.password)
+    for (const u of copy.auth.users) u.token = secret(u.token)
   }
   return copy
 }

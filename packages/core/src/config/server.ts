@@ -17,7 +17,17 @@ import {
 } from './check.js'
 import { checkHost, readAuth, readLog } from './common.js'
 import { ConfigError, joinConfigPath } from './issues.js'
-import { FRP_WS_PATH, type PortRange, type ServerConfig, type ServerTransportConfig, type WebServerConfig } from './types.js'
+import {
+  FRP_WS_PATH,
+  type AuthUser,
+  type LimitsConfig,
+  type PortRange,
+  type ProxyTypeName,
+  type ServerAuthConfig,
+  type ServerConfig,
+  type ServerTransportConfig,
+  type WebServerConfig,
+} from './types.js'
 
 const SERVER_KEYS = [
   'bindAddr',
@@ -33,6 +43,7 @@ const SERVER_KEYS = [
   'log',
   'webServer',
   'detailedErrorsToClient',
+  'limits',
 ] as const
 
 const NOT_WS = 'wsfrp speaks only WebSocket'
@@ -92,11 +103,10 @@ const SERVER_HINTS: KeyHints = {
   },
 }
 
-function readPortRanges(ctx: Ctx, root: Table | undefined): PortRange[] {
+function readPortRanges(ctx: Ctx, root: Table | undefined, path = 'allowPorts'): PortRange[] {
   const out: PortRange[] = []
   const v = root === undefined ? undefined : own(root, 'allowPorts')
   if (v === undefined) return out
-  const path = 'allowPorts'
   if (!Array.isArray(v)) {
     ctx.add(path, `must be an array of { start, end } or { single } tables, got ${describeValue(v)}`)
     return out
@@ -128,6 +138,128 @@ function readPortRanges(ctx: Ctx, root: Table | undefined): PortRange[] {
     out.push({ start, end })
   })
   return out
+}
+
+const USER_KEYS = ['name', 'token', 'allowTypes', 'allowPorts', 'subdomains', 'domains', 'maxProxies', 'maxConnections']
+const PROXY_TYPES: readonly ProxyTypeName[] = ['tcp', 'http']
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+
+function checkUserName(s: string): string | undefined {
+  return /^[A-Za-z0-9_.@-]{1,64}$/.test(s) ? undefined : 'must be 1 to 64 letters, digits or "_.@-"'
+}
+
+/** A `subdomains` entry: one DNS label, or "*" for any. */
+function checkSubdomainPattern(s: string): string | undefined {
+  return s === '*' || DNS_LABEL.test(s.toLowerCase()) ? undefined : 'must be one DNS label (no dots) or "*"'
+}
+
+/** A `domains` entry: a host name, "*.suffix", or "*". */
+function checkDomainPattern(s: string): string | undefined {
+  if (s === '*') return undefined
+  const name = s.startsWith('*.') ? s.slice(2) : s
+  const labels = name.toLowerCase().split('.')
+  return name.length <= 253 && labels.every((l) => DNS_LABEL.test(l)) ? undefined : 'must be a host name, "*.suffix" or "*"'
+}
+
+/** Reads `[[auth.users]]`: per-user tokens and restrictions. */
+function readUsers(ctx: Ctx, root: Table | undefined, sharedToken: string): AuthUser[] {
+  const auth = root === undefined ? undefined : own(root, 'auth')
+  const v = isTable(auth) ? own(auth, 'users') : undefined
+  const out: AuthUser[] = []
+  if (v === undefined) return out
+  const path = 'auth.users'
+  if (!Array.isArray(v)) {
+    ctx.add(path, `must be an array of tables ([[auth.users]]), got ${describeValue(v)}`)
+    return out
+  }
+  const names = new Set<string>()
+  const tokens = new Set<string>()
+  v.forEach((item: unknown, i) => {
+    const p = joinConfigPath(path, i)
+    if (!isTable(item)) {
+      ctx.add(p, `must be a table with name and token, got ${describeValue(item)}`)
+      return
+    }
+    reportUnknownKeys(ctx, item, p, 'auth.users', USER_KEYS, SERVER_HINTS)
+    const before = ctx.issues.length
+    if (own(item, 'name') === undefined) ctx.add(joinConfigPath(p, 'name'), 'is required')
+    if (own(item, 'token') === undefined) ctx.add(joinConfigPath(p, 'token'), 'is required')
+    const name = readString(ctx, item, 'name', p, '', { nonEmpty: true, check: checkUserName })
+    const token = readString(ctx, item, 'token', p, '', { secret: true, nonEmpty: true })
+    if (name !== '') {
+      if (names.has(name)) ctx.add(joinConfigPath(p, 'name'), `"${name}" is listed twice`)
+      names.add(name)
+    }
+    if (token !== '') {
+      // The messages never show the token itself.
+      if (tokens.has(token)) ctx.add(joinConfigPath(p, 'token'), 'is the same as another user\'s token')
+      else if (token === sharedToken) ctx.add(joinConfigPath(p, 'token'), 'is the same as auth.token (which has full rights)')
+      tokens.add(token)
+    }
+    let allowTypes: ProxyTypeName[] = [...PROXY_TYPES]
+    if (own(item, 'allowTypes') !== undefined) {
+      const raw = readStringArray(ctx, item, 'allowTypes', p, (t) => ((PROXY_TYPES as readonly string[]).includes(t) ? undefined : 'must be "tcp" or "http"'))
+      const given = own(item, 'allowTypes')
+      if (Array.isArray(given) && given.length === 0) ctx.add(joinConfigPath(p, 'allowTypes'), 'must list at least one proxy type (remove the user to allow nothing)')
+      else allowTypes = [...new Set(raw)] as ProxyTypeName[]
+    }
+    const allowPorts = readPortRanges(ctx, item, joinConfigPath(p, 'allowPorts'))
+    const hostsGiven = own(item, 'subdomains') !== undefined || own(item, 'domains') !== undefined
+    const subdomains = readStringArray(ctx, item, 'subdomains', p, checkSubdomainPattern).map((x) => x.toLowerCase())
+    const domains = readStringArray(ctx, item, 'domains', p, checkDomainPattern).map((x) => x.toLowerCase())
+    const maxProxies = readInt(ctx, item, 'maxProxies', p, 0, { min: 0 })
+    const maxConnections = readInt(ctx, item, 'maxConnections', p, 0, { min: 0 })
+    if (ctx.issues.length > before) return
+    out.push({ name, token, allowTypes, allowPorts, ...(hostsGiven ? { subdomains, domains } : {}), maxProxies, maxConnections })
+  })
+  return out
+}
+
+const LIMIT_KEYS = [
+  'loginTimeout',
+  'transportLoginTimeout',
+  'maxClients',
+  'maxProxiesPerClient',
+  'maxStreamsPerSession',
+  'sessionReceiveBudget',
+  'maxMessageSize',
+  'maxWebSocketMessageSize',
+  'maxHTTPHeaderSize',
+  'httpHeaderTimeout',
+  'httpKeepAliveTimeout',
+  'maxPendingUserConnsPerProxy',
+  'loginFailures',
+  'loginFailureWindow',
+]
+
+const MiB = 1024 * 1024
+
+/** Reads `[limits]` (docs/LIMITS.md). */
+function readLimits(ctx: Ctx, root: Table | undefined, maxPoolCount: number): LimitsConfig {
+  const t = readSubTable(ctx, root, 'limits', '', '', LIMIT_KEYS, SERVER_HINTS)
+  const secs = { min: 1, unit: 'seconds' }
+  const int31 = 0x7fffffff
+  const limits: LimitsConfig = {
+    loginTimeout: readInt(ctx, t, 'loginTimeout', 'limits', 10, { ...secs, max: 3600 }),
+    transportLoginTimeout: readInt(ctx, t, 'transportLoginTimeout', 'limits', 30, { ...secs, max: 3600 }),
+    maxClients: readInt(ctx, t, 'maxClients', 'limits', 1000, { min: 0, max: int31 }),
+    maxProxiesPerClient: readInt(ctx, t, 'maxProxiesPerClient', 'limits', 256, { min: 0, max: int31 }),
+    maxStreamsPerSession: readInt(ctx, t, 'maxStreamsPerSession', 'limits', 1024, { min: 2, max: int31 }),
+    sessionReceiveBudget: readInt(ctx, t, 'sessionReceiveBudget', 'limits', 64 * MiB, { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' }),
+    maxMessageSize: readInt(ctx, t, 'maxMessageSize', 'limits', 10_240, { min: 1024, max: MiB, unit: 'bytes' }),
+    // frpc's yamux may put a whole grown stream window (6 MiB) in one WebSocket message.
+    maxWebSocketMessageSize: readInt(ctx, t, 'maxWebSocketMessageSize', 'limits', 16 * MiB, { min: 8 * MiB, max: 1024 * MiB, unit: 'bytes' }),
+    maxHTTPHeaderSize: readInt(ctx, t, 'maxHTTPHeaderSize', 'limits', 16 * 1024, { min: 1024, max: MiB, unit: 'bytes' }),
+    httpHeaderTimeout: readInt(ctx, t, 'httpHeaderTimeout', 'limits', 60, { ...secs, max: 3600 }),
+    httpKeepAliveTimeout: readInt(ctx, t, 'httpKeepAliveTimeout', 'limits', 5, { ...secs, max: 3600 }),
+    maxPendingUserConnsPerProxy: readInt(ctx, t, 'maxPendingUserConnsPerProxy', 'limits', 64, { min: 1, max: int31 }),
+    loginFailures: readInt(ctx, t, 'loginFailures', 'limits', 5, { min: 0, max: 1_000_000 }),
+    loginFailureWindow: readInt(ctx, t, 'loginFailureWindow', 'limits', 60, { ...secs, max: 86_400 }),
+  }
+  if (t !== undefined && own(t, 'maxStreamsPerSession') !== undefined && limits.maxStreamsPerSession <= maxPoolCount) {
+    ctx.add('limits.maxStreamsPerSession', `must be greater than transport.maxPoolCount (${maxPoolCount}): a session needs its control stream and its pool`)
+  }
+  return limits
 }
 
 function checkWsPath(s: string): string | undefined {
@@ -182,6 +314,11 @@ function readWebServer(ctx: Ctx, root: Table | undefined): WebServerConfig {
   }
 }
 
+function readServerAuth(ctx: Ctx, root: Table | undefined): ServerAuthConfig {
+  const auth = readAuth(ctx, root, SERVER_HINTS, ['users'])
+  return { ...auth, users: readUsers(ctx, root, auth.token) }
+}
+
 /**
  * Checks a parsed wsfrps configuration (a TOML/JSON document already turned into plain objects)
  * and fills in defaults. `undefined` stands for an empty file.
@@ -201,7 +338,7 @@ export function validateServerConfig(raw: unknown): ServerConfig {
   // Sections are read in the documented key order, so that issues come out in that order too.
   const bindAddr = readString(ctx, root, 'bindAddr', '', '0.0.0.0', HOST)
   const bindPort = readInt(ctx, root, 'bindPort', '', 7000, { min: 0, max: 65535 })
-  const cfg: ServerConfig = {
+  const base: Omit<ServerConfig, 'limits'> = {
     bindAddr,
     bindPort,
     proxyBindAddr: readString(ctx, root, 'proxyBindAddr', '', bindAddr, HOST),
@@ -209,7 +346,7 @@ export function validateServerConfig(raw: unknown): ServerConfig {
     subDomainHost: readString(ctx, root, 'subDomainHost', '', '', {
       check: (s) => (s === '' ? undefined : (checkHost(s) ?? (/^[.*]/.test(s) ? 'must not start with "." or "*"' : undefined))),
     }),
-    auth: readAuth(ctx, root, SERVER_HINTS),
+    auth: readServerAuth(ctx, root),
     allowPorts: readPortRanges(ctx, root),
     maxPortsPerClient: readInt(ctx, root, 'maxPortsPerClient', '', 0, { min: 0 }),
     transport: readTransport(ctx, root),
@@ -218,6 +355,7 @@ export function validateServerConfig(raw: unknown): ServerConfig {
     webServer: readWebServer(ctx, root),
     detailedErrorsToClient: readBool(ctx, root, 'detailedErrorsToClient', '', true),
   }
+  const cfg: ServerConfig = { ...base, limits: readLimits(ctx, root, base.transport.maxPoolCount) }
   if (ctx.issues.length > 0) throw new ConfigError(ctx.issues, { kind: 'server' })
   return cfg
 }

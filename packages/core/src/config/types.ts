@@ -53,6 +53,80 @@ export interface ServerTransportConfig {
   }
 }
 
+/**
+ * One tenant of the server (`[[auth.users]]`): a login whose privilege key matches this user's token
+ * (instead of the shared `auth.token`) gets this user's rights. Every restriction applies to all
+ * the user's clients together.
+ */
+export interface AuthUser {
+  /** Unique name; shown in logs and used by the REST API to scope what the user sees. */
+  name: string
+  /** This user's secret. Non-empty, unique, and different from `auth.token`. */
+  token: string
+  /** Proxy types the user may register. Default: every type the server serves (`["tcp", "http"]`). */
+  allowTypes: ProxyTypeName[]
+  /** Ports the user's tcp proxies may bind, on top of the top-level `allowPorts`. `[]` (default) = no extra restriction. */
+  allowPorts: PortRange[]
+  /**
+   * `subdomain` labels the user's http proxies may take: exact labels, or `"*"` for any. Set
+   * together with `domains` (either one given turns the host check on; the other then defaults to
+   * `[]`). Undefined (default) = any subdomain.
+   */
+  subdomains?: string[]
+  /**
+   * `customDomains` the user's http proxies may take: exact host names, `"*.suffix"` (any name
+   * below `suffix`, wildcards below it included) or `"*"` (any). Undefined (default) = any.
+   */
+  domains?: string[]
+  /** Proxies the user may hold at once, over all its clients. 0 (default) = no per-user limit. */
+  maxProxies: number
+  /** User connections open at once over all the user's proxies. 0 (default) = no per-user limit. */
+  maxConnections: number
+}
+
+/** Proxy types a server can serve. */
+export type ProxyTypeName = 'tcp' | 'http'
+
+export interface ServerAuthConfig extends AuthConfig {
+  /** Per-user tokens with restrictions. Default `[]`. */
+  users: AuthUser[]
+}
+
+/**
+ * wsfrp's own resource limits (`[limits]`). Durations in seconds, sizes in bytes. Each is listed
+ * in docs/LIMITS.md with what happens past it.
+ */
+export interface LimitsConfig {
+  /** Deadline for the first frp message of every yamux stream, seconds. Default 10 (frps connReadTimeout). */
+  loginTimeout: number
+  /** A WebSocket that has no logged-in control after this many seconds is closed. Default 30. */
+  transportLoginTimeout: number
+  /** Logged-in clients at once; beyond it Login is refused. 0 = unlimited. Default 1,000. */
+  maxClients: number
+  /** Proxies one client may hold at once; beyond it NewProxy is refused. 0 = unlimited. Default 256. */
+  maxProxiesPerClient: number
+  /** yamux streams open at once in one client's session (both directions). Default 1,024. */
+  maxStreamsPerSession: number
+  /** yamux receive-window growth beyond 256 KiB per stream, summed over a session, bytes. Default 64 MiB. */
+  sessionReceiveBudget: number
+  /** Largest frp message body accepted or sent, bytes. Default 10,240 (frp's). */
+  maxMessageSize: number
+  /** Largest WebSocket message accepted from a client, bytes. Default 16 MiB. */
+  maxWebSocketMessageSize: number
+  /** Largest HTTP request head on the server's port (vhost requests and upgrades), bytes; beyond it 431. Default 16 KiB. */
+  maxHTTPHeaderSize: number
+  /** Seconds to receive a complete HTTP request head (upgrades included); then 408 and close. Default 60. */
+  httpHeaderTimeout: number
+  /** Seconds an idle keep-alive HTTP connection to the server's port is kept. Default 5 (Node's). */
+  httpKeepAliveTimeout: number
+  /** User connections per proxy waiting for a work connection at once; beyond it they are closed. Default 64. */
+  maxPendingUserConnsPerProxy: number
+  /** Failed logins from one address (IPv6: one /64) allowed in a burst before its logins are refused unchecked. Default 5. */
+  loginFailures: number
+  /** Seconds in which `loginFailures` failures are forgiven again (token bucket refill). Default 60. */
+  loginFailureWindow: number
+}
+
 export interface WebServerConfig {
   /** Default `"127.0.0.1"`. */
   addr: string
@@ -78,7 +152,7 @@ export interface ServerConfig {
   vhostHTTPPort: number
   /** Base domain for proxies' `subdomain`. `""` = subdomains are refused. */
   subDomainHost: string
-  auth: AuthConfig
+  auth: ServerAuthConfig
   /** Ports tcp proxies may use. `[]` (default) = any port. */
   allowPorts: PortRange[]
   /** Ports one client may hold at once; 0 (default) = unlimited. */
@@ -90,6 +164,7 @@ export interface ServerConfig {
   webServer: WebServerConfig
   /** Send detailed error texts to clients in NewProxyResp/LoginResp. Default true. */
   detailedErrorsToClient: boolean
+  limits: LimitsConfig
 }
 
 /** `websocket` = `ws://` (plain yamux inside the WebSocket); `wss` = WebSocket over TLS. */

@@ -12,9 +12,12 @@ import { authKey, deriveKey } from '../crypto/key.js'
 import { cryptoConn } from '../crypto/crypto-conn.js'
 import { MessageChannel } from './channel.js'
 import { constantTimeEqual, randomRunId, readMessageWithin, versionAtLeast } from './util.js'
+import { TOKEN_MISMATCH } from './login-errors.js'
+import { TOO_MANY_FAILED_LOGINS, type LoginThrottle } from './login-throttle.js'
+import type { MessageCodecOptions } from '../msg/codec.js'
 
-/** frp's own wording, kept so that frpc users see the message they know (frp-observed.md). */
-export const TOKEN_MISMATCH = "token in login doesn't match token from configuration"
+// Defined in login-errors.ts so the client role can use it without this module; still exported here.
+export { TOKEN_MISMATCH }
 
 /** The public side of proxies (TCP listeners, HTTP vhosts); implemented by the server package. */
 export interface ProxyManager {
@@ -36,6 +39,12 @@ export interface ControlHandle {
   /** When the login happened (ms since the epoch). */
   readonly since: number
   /**
+   * The `users` entry (server config `[[auth.users]]`) whose token this client logged in with;
+   * undefined when it used the shared token (full rights). Not frp's `login.user`, which the
+   * client chooses freely.
+   */
+  readonly tenant?: string
+  /**
    * Takes a pooled work stream (asking the client for one if none is idle, waiting up to
    * `userConnTimeoutMs`), writes StartWorkConn, applies the proxy's use_encryption, and resolves with
    * a Conn that carries the user's bytes. Rejects with ERR_TIMEOUT or ERR_CONN_CLOSED.
@@ -44,9 +53,36 @@ export interface ControlHandle {
   close(reason?: string): void
 }
 
+/** A per-user token: a login whose privilege key matches it belongs to `name` (a tenant). */
+export interface LoginUser {
+  readonly name: string
+  readonly token: string
+}
+
 export interface ServerRoleOptions {
-  /** Shared auth token (frp `auth.token`). */
+  /**
+   * Shared auth token (frp `auth.token`), with full rights. When it is `""` and `users` is not
+   * empty, the shared token is off and only users' tokens log in (an empty token would let anyone
+   * in with full rights).
+   */
   token: string
+  /**
+   * Per-user tokens. A login is checked against the shared token, then against the user its
+   * `user` field names or, when it names none, against every user's token (each comparison in
+   * constant time; all candidates are compared). Default none.
+   */
+  users?: readonly LoginUser[]
+  /** Logged-in clients at once; a login beyond it is refused. 0 or undefined = unlimited. */
+  maxClients?: number
+  /** Proxies one client may hold at once; a NewProxy beyond it is refused. 0 or undefined = unlimited. */
+  maxProxiesPerClient?: number
+  /**
+   * Failed-login rate limit per remote address. While an address is throttled its logins are
+   * refused with {@link TOO_MANY_FAILED_LOGINS} without the token being checked. Default: none.
+   */
+  loginThrottle?: LoginThrottle
+  /** Largest frp message body read or written, bytes. Default 10,240 (frp's). */
+  maxMessageSize?: number
   crypto: CryptoProvider
   proxies: ProxyManager
   /** Cap on a client's pool_count (frps `transport.maxPoolCount`). Default 5. */
@@ -60,15 +96,22 @@ export interface ServerRoleOptions {
   /** Sent as LoginResp.version. Default "0.44.0". */
   serverVersion?: string
   /**
-   * Extra login check (per-user tokens, limits). Return an error text to refuse the login. Called
-   * after the token check unless `checkToken` is false.
+   * Extra login check. Return an error text to refuse the login. Called after the token check
+   * with the tenant the token belongs to (undefined for the shared token).
    */
-  authorizeLogin?: (login: Login, remoteAddress: string) => string | undefined
+  authorizeLogin?: (login: Login, remoteAddress: string, tenant: string | undefined) => string | undefined
   logger?: Logger
   /** yamux options for accepted sessions (server side is forced). */
   yamux?: Partial<YamuxOptions>
   /** Called on every login and logout (for logs and metrics). */
   onControl?: (event: 'login' | 'logout', control: ControlHandle) => void
+}
+
+/** A token a login may match, with the key frp derives from it for the control stream and encryption. */
+interface Credential {
+  readonly tenant: string | undefined
+  readonly token: string
+  readonly key: Uint8Array
 }
 
 const MIN_CLIENT_VERSION: [number, number, number] = [0, 18, 0]
@@ -87,11 +130,19 @@ export class FrpServerRole {
   private readonly registry = new Map<string, ServerControl>()
   private readonly sessions = new Set<YamuxSession>()
   /** @internal */ readonly key: Uint8Array
+  /** The shared token's credential; undefined when it is off (empty token with users). */
+  private readonly shared: Credential | undefined
+  private readonly users = new Map<string, Credential>()
+  private readonly codec: MessageCodecOptions
 
   constructor(opts: ServerRoleOptions) {
     this.opts = { maxPoolCount: 5, userConnTimeoutMs: 10_000, loginTimeoutMs: 10_000, serverVersion: '0.44.0', ...opts }
     this.log = opts.logger ?? noopLogger
     this.key = deriveKey(opts.crypto, opts.token)
+    const users = opts.users ?? []
+    this.shared = opts.token === '' && users.length > 0 ? undefined : { tenant: undefined, token: opts.token, key: this.key }
+    for (const u of users) this.users.set(u.name, { tenant: u.name, token: u.token, key: deriveKey(opts.crypto, u.token) })
+    this.codec = opts.maxMessageSize === undefined ? {} : { maxMessageSize: opts.maxMessageSize }
   }
 
   /** Logged-in clients by run id. */
@@ -104,8 +155,12 @@ export class FrpServerRole {
     return this.sessions.size
   }
 
-  /** Serves one transport: yamux server side; every stream is dispatched on its first message. */
-  handleTransport(conn: Conn, info: { remoteAddress: string }): YamuxSession {
+  /**
+   * Serves one transport: yamux server side; every stream is dispatched on its first message.
+   * `remoteAddress` (`ip:port`) names the peer in logs and controls; `ip`, when given, keys the
+   * failed-login throttle (otherwise `remoteAddress` is parsed).
+   */
+  handleTransport(conn: Conn, info: { remoteAddress: string; ip?: string }): YamuxSession {
     const log = this.log.child(`[${info.remoteAddress}]`)
     const session: YamuxSession = new YamuxSession(conn, {
       ...this.opts.yamux,
@@ -114,6 +169,7 @@ export class FrpServerRole {
       onStream: (s) => this.onStream(s, info.remoteAddress, session, log),
     })
     this.sessions.add(session)
+    if (info.ip !== undefined) sessionIps.set(session, info.ip)
     void session.closed.then((err) => {
       this.sessions.delete(session)
       log.debug('session closed', err ? { error: err.message } : undefined)
@@ -130,7 +186,7 @@ export class FrpServerRole {
   }
 
   private onStream(stream: YamuxStream, remoteAddress: string, session: YamuxSession, log: Logger): void {
-    readMessageWithin(stream, this.opts.loginTimeoutMs, `stream ${stream.id}`).then(
+    readMessageWithin(stream, this.opts.loginTimeoutMs, `stream ${stream.id}`, this.codec).then(
       ({ msg, conn }) => {
         switch (msg.type) {
           case 'Login':
@@ -165,23 +221,36 @@ export class FrpServerRole {
         setTimer(() => session.close(), REFUSED_LINGER_MS, { unref: true })
       }
     }
+    // Checked before anything else: a throttled address learns nothing about its token.
+    const throttle = this.opts.loginThrottle
+    if (throttle?.blocked(addressOf(session, remoteAddress))) {
+      refuse(TOO_MANY_FAILED_LOGINS)
+      return
+    }
     // frps ≤ 0.51 refuses clients older than 0.18.0 (frp-wire-protocol.md §7.5).
     if (!versionAtLeast(msg.version, MIN_CLIENT_VERSION)) {
       refuse(`version [${msg.version ?? ''}] is not compatible with this server: 0.18.0 or newer is required`)
       return
     }
-    const expected = authKey(this.opts.crypto, this.opts.token, msg.timestamp ?? 0)
-    if (!constantTimeEqual(expected, msg.privilege_key ?? '')) {
+    const cred = this.authenticate(msg)
+    if (cred === undefined) {
+      throttle?.failed(addressOf(session, remoteAddress))
       refuse(TOKEN_MISMATCH)
-      return
-    }
-    const denied = this.opts.authorizeLogin?.(msg, remoteAddress)
-    if (denied) {
-      refuse(denied)
       return
     }
     let runId = msg.run_id ?? ''
     const old = runId ? this.registry.get(runId) : undefined
+    const max = this.opts.maxClients ?? 0
+    // A reconnecting client replaces its old control, so it does not count twice.
+    if (max > 0 && this.registry.size - (old !== undefined ? 1 : 0) >= max) {
+      refuse(`too many clients: this server allows ${max} at once (limits.maxClients)`)
+      return
+    }
+    const denied = this.opts.authorizeLogin?.(msg, remoteAddress, cred.tenant)
+    if (denied) {
+      refuse(denied)
+      return
+    }
     if (old) {
       // A reconnecting client takes its run id back; the old control goes (frps does the same).
       log.info('client reconnected: replacing its previous control', { runId })
@@ -192,9 +261,9 @@ export class FrpServerRole {
       while (this.registry.has(runId))
     }
     conn.write(encodeMessage({ type: 'LoginResp', version: this.opts.serverVersion, run_id: runId }))
-    const control = new ServerControl(this, runId, msg, remoteAddress, conn, session, log.child(`[${runId}]`), this.opts)
+    const control = new ServerControl(this, runId, msg, remoteAddress, conn, session, log.child(`[${runId}]`), this.opts, cred, this.codec)
     this.registry.set(runId, control)
-    control.log.info('client logged in', { version: msg.version, user: msg.user || undefined, os: msg.os, arch: msg.arch, poolCount: msg.pool_count })
+    control.log.info('client logged in', { version: msg.version, user: msg.user || undefined, tenant: cred.tenant, os: msg.os, arch: msg.arch, poolCount: msg.pool_count })
     this.opts.onControl?.('login', control)
     control.begin(Math.min(Math.max(msg.pool_count ?? 1, 0), this.opts.maxPoolCount))
   }
@@ -212,8 +281,7 @@ export class FrpServerRole {
       return
     }
     if (this.opts.additionalScopes?.includes('NewWorkConns')) {
-      const expected = authKey(this.opts.crypto, this.opts.token, msg.timestamp ?? 0)
-      if (!constantTimeEqual(expected, msg.privilege_key ?? '')) {
+      if (!keyMatches(this.opts.crypto, control.credential.token, msg.timestamp, msg.privilege_key)) {
         reject('authentication of the work connection failed')
         return
       }
@@ -221,11 +289,41 @@ export class FrpServerRole {
     control.addWorkConn(conn)
   }
 
+  /**
+   * The credential a login's privilege key matches: the shared token first, then the user that
+   * `login.user` names, or else every user. Every candidate is compared (no early exit), each in
+   * constant time, so the time taken does not tell which one matched.
+   */
+  private authenticate(msg: Login): Credential | undefined {
+    const { crypto } = this.opts
+    if (this.shared !== undefined && keyMatches(crypto, this.shared.token, msg.timestamp, msg.privilege_key)) return this.shared
+    const named = msg.user ? this.users.get(msg.user) : undefined
+    let match: Credential | undefined
+    for (const c of named !== undefined ? [named] : this.users.values()) {
+      if (keyMatches(crypto, c.token, msg.timestamp, msg.privilege_key) && match === undefined) match = c
+    }
+    return match
+  }
+
   /** @internal */
   forget(control: ServerControl): void {
     if (this.registry.get(control.runId) === control) this.registry.delete(control.runId)
     this.opts.onControl?.('logout', control)
   }
+}
+
+/** True when `given` is frp's privilege key for `token` at `timestamp` (constant-time compare). */
+function keyMatches(crypto: CryptoProvider, token: string, timestamp: number | undefined, given: string | undefined): boolean {
+  const ts = timestamp ?? 0
+  // authKey throws on a timestamp that is not a safe integer: a peer's bad input is just a mismatch.
+  if (!Number.isSafeInteger(ts)) return false
+  return constantTimeEqual(authKey(crypto, token, ts), typeof given === 'string' ? given : '')
+}
+
+/** The IP a session's transport came from (the throttle's key), else its `ip:port` text. */
+const sessionIps = new WeakMap<YamuxSession, string>()
+function addressOf(session: YamuxSession, remoteAddress: string): string {
+  return sessionIps.get(session) ?? remoteAddress
 }
 
 /** A sink that discards everything; used for streams we only answer and close. */
@@ -262,14 +360,25 @@ class ServerControl implements ControlHandle {
     private readonly session: YamuxSession,
     readonly log: Logger,
     private readonly opts: ServerRoleOptions & { userConnTimeoutMs: number },
+    /** @internal The token this client logged in with (its work connections and encryption use it too). */
+    readonly credential: Credential,
+    codec: MessageCodecOptions,
   ) {
     // LoginResp went out in plaintext just before; from here both directions are AES-128-CFB with
-    // a fresh IV each (frp-wire-protocol.md §6.2).
-    this.channel = new MessageChannel(cryptoConn(conn, role.key, opts.crypto), {
-      onMessage: (m) => this.onMessage(m),
-      onClose: (err) => this.close(err ? `control stream failed: ${err.message}` : 'client closed the control stream'),
-    })
+    // a fresh IV each (frp-wire-protocol.md §6.2), keyed by the token the client logged in with.
+    this.channel = new MessageChannel(
+      cryptoConn(conn, credential.key, opts.crypto),
+      {
+        onMessage: (m) => this.onMessage(m),
+        onClose: (err) => this.close(err ? `control stream failed: ${err.message}` : 'client closed the control stream'),
+      },
+      codec,
+    )
     void session.closed.then(() => this.close('transport closed'))
+  }
+
+  get tenant(): string | undefined {
+    return this.credential.tenant
   }
 
   onSession(s: YamuxSession): boolean {
@@ -297,8 +406,7 @@ class ServerControl implements ControlHandle {
       }
       case 'Ping': {
         if (this.opts.additionalScopes?.includes('HeartBeats')) {
-          const expected = authKey(this.opts.crypto, this.opts.token, m.timestamp ?? 0)
-          if (!constantTimeEqual(expected, m.privilege_key ?? '')) {
+          if (!keyMatches(this.opts.crypto, this.credential.token, m.timestamp, m.privilege_key)) {
             this.channel.send({ type: 'Pong', error: 'authentication of the heartbeat failed' })
             return
           }
@@ -322,6 +430,11 @@ class ServerControl implements ControlHandle {
     }
     if (this.proxyNames.has(name)) {
       reply(undefined, `proxy [${name}] is already in use`)
+      return
+    }
+    const maxProxies = this.opts.maxProxiesPerClient ?? 0
+    if (maxProxies > 0 && this.proxyNames.size >= maxProxies) {
+      reply(undefined, `exceed the max proxies per client: this client already holds ${this.proxyNames.size} (limits.maxProxiesPerClient = ${maxProxies})`)
       return
     }
     const def = { ...m, proxy_name: name, proxy_type: m.proxy_type || 'tcp' }
@@ -406,7 +519,7 @@ class ServerControl implements ControlHandle {
         work.destroy()
         continue
       }
-      return def.use_encryption ? cryptoConn(work, this.role.key, this.opts.crypto) : work
+      return def.use_encryption ? cryptoConn(work, this.credential.key, this.opts.crypto) : work
     }
     throw new WsfrpError('ERR_CONN_CLOSED', `could not start a work connection for [${proxyName}]`, { cause: lastErr })
   }

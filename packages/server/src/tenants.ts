@@ -1,0 +1,245 @@
+/**
+ * Tenants: the users of `[[auth.users]]`. A client that logged in with a user's token (the session
+ * role records it as `ControlHandle.tenant`) may only register what that user's entry allows
+ * (proxy types, ports, subdomains and custom domains, a number of proxies) and may only hold a
+ * number of user connections at once. Clients of the shared `auth.token` are not restricted here.
+ *
+ * {@link Tenants.guard} wraps the ProxyManager the session role talks to, so every proxy type is
+ * covered without the managers knowing; the REST API scopes what a user sees with
+ * {@link tenantOf} / {@link visibleTo}.
+ */
+import { WsfrpError, isPortAllowed, noopLogger, type AuthUser, type Conn, type ConnSink, type ControlHandle, type Logger, type NewProxy, type PortRange, type ProxyManager } from '@wsfrp/core'
+
+/**
+ * The `[[auth.users]]` name a client logged in as, or undefined for a client of the shared token
+ * (full rights). For the dashboard and the API: a viewer authenticated as user `u` should see a
+ * client, its proxies and their traffic only when `tenantOf(control) === u`.
+ */
+export function tenantOf(control: Pick<ControlHandle, 'tenant'>): string | undefined {
+  return control.tenant
+}
+
+/**
+ * True when `viewer` may see `control` (and its proxies): an administrator (`viewer` undefined)
+ * sees everything, a user only its own clients.
+ */
+export function visibleTo(viewer: string | undefined, control: Pick<ControlHandle, 'tenant'>): boolean {
+  return viewer === undefined || control.tenant === viewer
+}
+
+/** What one user holds now. */
+export interface TenantUsage {
+  /** Proxies registered (or being registered) by the user's clients. */
+  proxies: number
+  /** User connections open through the user's proxies (tcp connections, http work connections). */
+  connections: number
+}
+
+export interface TenantsOptions {
+  users: readonly AuthUser[]
+  /** The server's `subDomainHost`, to tell which host a `subdomain` stands for in messages. */
+  subDomainHost?: string
+  /** Hide the reason of a refused proxy from the client (frp `detailedErrorsToClient = false`). */
+  detailedErrors?: boolean
+  logger?: Logger
+}
+
+interface State {
+  readonly user: AuthUser
+  /** Proxy name → the (unwrapped) control holding it. */
+  readonly proxies: Map<string, ControlHandle>
+  connections: number
+}
+
+/** Host patterns: exact, `*.suffix` (anything below suffix, at any depth) or `*`. */
+function domainAllowed(domain: string, patterns: readonly string[]): boolean {
+  const d = domain.toLowerCase()
+  return patterns.some((p) => p === '*' || p === d || (p.startsWith('*.') && d.endsWith(p.slice(1)) && d.length > p.length - 1))
+}
+
+/** The per-user policy; see the module comment. */
+export class Tenants {
+  private readonly states = new Map<string, State>()
+  private readonly wrapped = new WeakMap<ControlHandle, ControlHandle>()
+  private readonly log: Logger
+
+  constructor(private readonly opts: TenantsOptions) {
+    this.log = opts.logger ?? noopLogger
+    for (const u of opts.users) this.states.set(u.name, { user: u, proxies: new Map(), connections: 0 })
+  }
+
+  /** The names of the configured users. */
+  get names(): string[] {
+    return [...this.states.keys()]
+  }
+
+  /** What `name` holds now, or undefined for an unknown user. */
+  usage(name: string): TenantUsage | undefined {
+    const s = this.states.get(name)
+    return s === undefined ? undefined : { proxies: s.proxies.size, connections: s.connections }
+  }
+
+  /**
+   * The extra port ranges a client's tcp proxies are held to (its user's `allowPorts`), or
+   * undefined when there are none. The tcp manager picks `remote_port = 0` ports inside them.
+   */
+  allowPortsOf(control: ControlHandle): readonly PortRange[] | undefined {
+    const s = control.tenant === undefined ? undefined : this.states.get(control.tenant)
+    return s === undefined || s.user.allowPorts.length === 0 ? undefined : s.user.allowPorts
+  }
+
+  /** Wraps `inner` so that users' proxies are checked at registration and their connections counted. */
+  guard(inner: ProxyManager): ProxyManager {
+    return {
+      register: async (proxy, control) => {
+        const s = control.tenant === undefined ? undefined : this.states.get(control.tenant)
+        if (s === undefined) return inner.register(proxy, control)
+        const name = proxy.proxy_name
+        const refusal = this.check(s, proxy)
+        if (refusal !== undefined) {
+          this.log.warn('proxy refused by the user\'s restrictions', { tenant: s.user.name, runId: control.runId, proxy: name, error: refusal })
+          throw new WsfrpError('ERR_PROXY', this.opts.detailedErrors === false ? 'the server could not start this proxy (details are in the server log)' : refusal)
+        }
+        // Counted before the first await, so that concurrent NewProxy cannot pass the limit together.
+        s.proxies.set(name, control)
+        try {
+          return await inner.register(proxy, this.wrap(s, control))
+        } catch (err) {
+          if (s.proxies.get(name) === control) s.proxies.delete(name)
+          throw err
+        }
+      },
+      unregister: (name, control) => {
+        const s = control.tenant === undefined ? undefined : this.states.get(control.tenant)
+        if (s === undefined) {
+          inner.unregister(name, control)
+          return
+        }
+        if (s.proxies.get(name) === control) s.proxies.delete(name)
+        inner.unregister(name, this.wrap(s, control))
+      },
+    }
+  }
+
+  /** Why `s.user` may not register `proxy`, or undefined. */
+  private check(s: State, proxy: NewProxy & { proxy_name: string }): string | undefined {
+    const u = s.user
+    const who = `user [${u.name}]`
+    const type = proxy.proxy_type || 'tcp'
+    if (!(u.allowTypes as readonly string[]).includes(type)) return `proxy type [${type}] is not allowed for ${who} (allowed: ${u.allowTypes.join(', ')})`
+    if (type === 'tcp') {
+      const port = proxy.remote_port ?? 0
+      if (typeof port === 'number' && port !== 0 && u.allowPorts.length > 0 && !isPortAllowed(port, u.allowPorts)) return `port ${port} is not allowed for ${who}`
+    }
+    if (type === 'http' && u.subdomains !== undefined && u.domains !== undefined) {
+      const sub = typeof proxy.subdomain === 'string' ? proxy.subdomain.trim().toLowerCase() : ''
+      if (sub !== '' && !u.subdomains.includes('*') && !u.subdomains.includes(sub)) {
+        const host = this.opts.subDomainHost ? ` (${sub}.${this.opts.subDomainHost})` : ''
+        return `subdomain [${sub}]${host} is not allowed for ${who}`
+      }
+      for (const d of Array.isArray(proxy.custom_domains) ? proxy.custom_domains : []) {
+        if (typeof d !== 'string' || d.trim() === '') continue
+        if (!domainAllowed(d.trim(), u.domains)) return `custom domain [${d}] is not allowed for ${who}`
+      }
+    }
+    if (u.maxProxies > 0 && s.proxies.size >= u.maxProxies) return `exceed the max proxies of ${who}: ${s.proxies.size} already registered (maxProxies = ${u.maxProxies})`
+    return undefined
+  }
+
+  /** The control handed to the proxy side: its work connections count against the user's maxConnections. */
+  private wrap(s: State, control: ControlHandle): ControlHandle {
+    let w = this.wrapped.get(control)
+    if (w !== undefined) return w
+    const max = s.user.maxConnections
+    const startWorkConn: ControlHandle['startWorkConn'] = async (name, info) => {
+      if (max > 0 && s.connections >= max) {
+        throw new WsfrpError('ERR_LIMIT', `user [${s.user.name}] already has ${s.connections} connections open (maxConnections = ${max})`)
+      }
+      // Counted while waiting for the work connection too: a flood of waiting users is bounded as well.
+      s.connections++
+      let conn: Conn
+      try {
+        conn = await control.startWorkConn(name, info)
+      } catch (err) {
+        s.connections--
+        throw err
+      }
+      return new ReleasingConn(conn, () => s.connections--)
+    }
+    // A Proxy rather than a copy: whatever ControlHandle grows later passes through unchanged.
+    w = new Proxy(control, {
+      get(target, prop) {
+        if (prop === 'startWorkConn') return startWorkConn
+        const v: unknown = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+      },
+    })
+    this.wrapped.set(control, w)
+    return w
+  }
+}
+
+/** Passes a Conn through and calls `release` exactly once when it is finished. */
+class ReleasingConn implements Conn, ConnSink {
+  private sink: ConnSink | undefined
+  private released = false
+
+  constructor(
+    private readonly inner: Conn,
+    private readonly releaseFn: () => void,
+  ) {}
+
+  get canPause(): boolean {
+    return this.inner.canPause
+  }
+
+  private release(): void {
+    if (this.released) return
+    this.released = true
+    this.releaseFn()
+  }
+
+  start(sink: ConnSink): void {
+    this.sink = sink
+    this.inner.start(this)
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.inner.write(chunk)
+  }
+
+  end(): void {
+    this.inner.end()
+  }
+
+  destroy(err?: Error): void {
+    // Never started: no onClose will come through us.
+    if (this.sink === undefined) this.release()
+    this.inner.destroy(err)
+  }
+
+  pause(): void {
+    this.inner.pause()
+  }
+
+  resume(): void {
+    this.inner.resume()
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.sink!.onData(chunk)
+  }
+
+  onDrain(): void {
+    this.sink!.onDrain()
+  }
+
+  onEnd(): void {
+    this.sink!.onEnd()
+  }
+
+  onClose(err?: Error): void {
+    this.release()
+    this.sink!.onClose(err)
+  }
+}
