@@ -24,6 +24,8 @@ Options:
       --bind-port PORT    port to listen on (overrides bindPort; 0 = any free port)
   -t, --token TOKEN       auth token (overrides auth.token)
       --log-level LEVEL   trace, debug, info, warn or error (overrides log.level)
+      --demo              offer the in-browser demo on the landing page (needs subDomainHost;
+                          demo clients may only publish http proxies under demo-<id>; docs/BROWSER.md)
   -h, --help              show this help
   -v, --version           show the version
 
@@ -41,6 +43,7 @@ interface Flags {
   bindPort?: string
   token?: string
   logLevel?: string
+  demo: boolean
   help: boolean
   version: boolean
   command: 'run' | 'verify'
@@ -59,6 +62,7 @@ function parseFlags(argv: string[]): Flags {
         'bind-port': { type: 'string' },
         token: { type: 'string', short: 't' },
         'log-level': { type: 'string' },
+        demo: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -78,6 +82,7 @@ function parseFlags(argv: string[]): Flags {
     bindPort: values['bind-port'],
     token: values.token,
     logLevel: values['log-level'],
+    demo: values.demo ?? false,
     help: values.help ?? false,
     version: values.version ?? false,
     command,
@@ -184,7 +189,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const log = loggerFromConfig(config.log)
   if (config.auth.token === '') log.warn('auth.token is empty: any client can log in (set auth.token or --token)')
 
-  const server = createServer(config, { logger: log })
+  if (flags.demo && config.subDomainHost === '') fail('--demo needs subDomainHost in the config (demo sites are published as demo-<id>.<subDomainHost>)')
+  const server = createServer(config, { logger: log, demo: flags.demo })
   let addr
   try {
     addr = await server.listen()
