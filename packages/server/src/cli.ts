@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { ConfigError, isWsfrpError, validateServerConfig, type LogLevel, type ServerConfig } from '@wsfrp/core'
 import { loadServerConfigFile } from '@wsfrp/node'
 import { loggerFromConfig } from './logger.js'
@@ -29,7 +30,7 @@ Options:
   -h, --help              show this help
   -v, --version           show the version
 
-Without a config file: bindAddr 127.0.0.1, bindPort $PORT or 7000, token $WSFRP_TOKEN or a
+$PORT sets the port when neither the file nor --bind-port does. Without a config file: bindAddr 127.0.0.1, bindPort $PORT or 7000, token $WSFRP_TOKEN or a
 random one printed at start. frpc connects with transport.protocol = "websocket".
 `
 
@@ -86,6 +87,15 @@ function parseFlags(argv: string[]): Flags {
     help: values.help ?? false,
     version: values.version ?? false,
     command,
+  }
+}
+
+/** True when the config file names bindPort itself (TOML `bindPort =` or JSON `"bindPort":`). */
+function configSetsBindPort(file: string): boolean {
+  try {
+    return /^\s*bindPort\s*=|"bindPort"\s*:/m.test(readFileSync(file, 'utf8'))
+  } catch {
+    return false
   }
 }
 
@@ -167,7 +177,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let generatedToken = false
   try {
     if (flags.config !== undefined) {
-      config = withOverrides(await loadServerConfigFile(flags.config, env), flags)
+      const fromFile = await loadServerConfigFile(flags.config, env)
+      // PaaS give the port in $PORT: it applies when the file leaves bindPort out (and no flag sets it).
+      const portFromEnv =
+        flags.bindPort === undefined && env.PORT !== undefined && env.PORT !== '' && !configSetsBindPort(flags.config)
+          ? { bindPort: String(env.PORT) }
+          : {}
+      config = withOverrides(fromFile, { ...flags, ...portFromEnv })
     } else {
       let token = flags.token ?? env.WSFRP_TOKEN
       if (token === undefined || token === '') {

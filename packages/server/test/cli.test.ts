@@ -210,3 +210,28 @@ test('wsfrps without a config takes the token from WSFRP_TOKEN and does not prin
     stop(r)
   }
 })
+
+test('wsfrps -c FILE without bindPort takes $PORT (PaaS); a bindPort in the file wins', { timeout: 30_000 }, async () => {
+  const noPort = tempFile('server.toml', 'bindAddr = "127.0.0.1"\nauth.token = "t"\n')
+  const withPort = tempFile('server.toml', 'bindAddr = "127.0.0.1"\nbindPort = 0\nauth.token = "t"\n')
+  // $PORT is a port we hold ourselves, so the first server must fail on it if it takes $PORT,
+  // while the second (bindPort = 0 in the file) must ignore it and start.
+  const holder = http.createServer()
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))
+  const held = (holder.address() as import('node:net').AddressInfo).port
+  const a = run(['-c', noPort.path], { PORT: String(held) })
+  const b = run(['-c', withPort.path], { PORT: String(held) })
+  try {
+    const { code } = await a.exited
+    assert.equal(code, 1)
+    assert.match(a.stderr(), new RegExp(`${held}.*(in use|EADDRINUSE)`))
+    const m = await b.waitFor(READY)
+    assert.notEqual(Number(m[3]), held)
+  } finally {
+    stop(a)
+    stop(b)
+    holder.close()
+    noPort.cleanup()
+    withPort.cleanup()
+  }
+})
