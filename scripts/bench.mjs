@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// npm run bench -- <name>...   (names: mux, tunnel, http, web; none = all)
+// npm run bench -- <name>...   (names: mux, tunnel, http, web, soak; none = all)
 // Each benchmark prints its figures; its last line is the machine-readable summary.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const known = ['mux', 'tunnel', 'http', 'web']
+const known = ['mux', 'tunnel', 'http', 'web', 'soak']
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const run = names.length ? names : known.filter((n) => existsSync(`${root}/bench/src/${n}.ts`))
 // Benchmarks run the built programs (dist/), as users do: build first so they are current.

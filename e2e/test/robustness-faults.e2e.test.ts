@@ -27,7 +27,11 @@ async function download(port: number, total: number): Promise<{ socket: net.Sock
   head[0] = 0x44
   head.writeBigUInt64BE(BigInt(total), 1)
   s.write(head)
-  const ended = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())))
+  // The server ends a cut user connection with a FIN (allowHalfOpen keeps ours open): 'end' or 'close', whichever first.
+  const ended = new Promise<number>((resolve) => {
+    s.once('end', () => resolve(performance.now()))
+    s.once('close', () => resolve(performance.now()))
+  })
   return { socket: s, received: () => got, ended }
 }
 
@@ -63,6 +67,7 @@ describe('faults', { timeout: 200_000 }, () => {
       await client.kill9()
       const closedAt = await dl.ended
       const ms = closedAt - t0
+      dl.socket.destroy()
       assert.ok(dl.received() < 1024 * MiB, 'the transfer was cut, not finished')
       assert.ok(ms < 5_000, `the user connection closed ${ms.toFixed(0)} ms after the kill (bound 5 s)`)
       await server.proc.waitForLine(new RegExp(`\\[big\\] tcp proxy closed port=${port}`), { since, timeoutMs: 10_000 })
@@ -108,7 +113,7 @@ describe('faults', { timeout: 200_000 }, () => {
       frozen = true // only the first pair: reconnections go through
       const [clientNoticed, serverNoticed, userClosed] = await Promise.all([
         client.waitForLine(/disconnected from ws:/, { since: clientSince, timeoutMs: 20_000 }).then(() => performance.now() - t0),
-        server.proc.waitForLine(/client control closed reason=transport closed/, { since: serverSince, timeoutMs: 20_000 }).then(() => performance.now() - t0),
+        server.proc.waitForLine(/client control closed reason=.*no ping answer/, { since: serverSince, timeoutMs: 20_000 }).then(() => performance.now() - t0),
         dl.ended.then((at) => at - t0),
       ])
       // Keep-alive 1 s + ping timeout 1 s, plus scheduling slack on a loaded 2-core machine.
@@ -179,8 +184,10 @@ describe('faults', { timeout: 200_000 }, () => {
         assert.ok(ok, `the server did not get back to idle: ${JSON.stringify(s)}`)
         return s
       }
-      // Warm-up: JIT, pools, the per-name tables of the lane names.
-      await run(100)
+      // Warm-up as long as the measured run: the first thousand cycles grow the heap by about
+      // 1 MiB once (JIT code, pools, the per-name tables of the lane names), the next ones do not
+      // (measured: +1.08, -0.09, +0.17, -0.03 MiB per 1,000).
+      await run(1000)
       const before = await idle()
       const fdBefore = fdCount(server.proc.pid)
       const t0 = performance.now()

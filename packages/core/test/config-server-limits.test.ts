@@ -101,6 +101,7 @@ test('[limits]: every key is validated with its range and unit', T, () => {
     limits: {
       loginTimeout: 3,
       transportLoginTimeout: 4,
+      maxPendingTransports: 0,
       maxClients: 0,
       maxProxiesPerClient: 2,
       maxStreamsPerSession: 16,
@@ -122,6 +123,7 @@ test('[limits]: every key is validated with its range and unit', T, () => {
       limits: {
         loginTimeout: 0,
         transportLoginTimeout: 'x',
+        maxPendingTransports: -2,
         maxClients: -1,
         maxProxiesPerClient: 1.5,
         maxStreamsPerSession: 1,
@@ -141,6 +143,7 @@ test('[limits]: every key is validated with its range and unit', T, () => {
       'limits.maxClient: unknown key "maxClient" (did you mean "maxClients"?)',
       'limits.loginTimeout: must be an integer from 1 to 3600 (seconds), got 0',
       'limits.transportLoginTimeout: must be an integer from 1 to 3600 (seconds), got "x"',
+      'limits.maxPendingTransports: must be an integer from 0 to 2147483647, got -2',
       'limits.maxClients: must be an integer from 0 to 2147483647, got -1',
       'limits.maxProxiesPerClient: must be an integer from 0 to 2147483647, got 1.5',
       'limits.maxStreamsPerSession: must be an integer from 2 to 2147483647, got 1',

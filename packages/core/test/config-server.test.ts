@@ -54,6 +54,7 @@ test('an empty server config gets every documented default', T, () => {
     limits: {
       loginTimeout: 10,
       transportLoginTimeout: 30,
+      maxPendingTransports: 1000,
       maxClients: 1000,
       maxProxiesPerClient: 256,
       maxStreamsPerSession: 1024,

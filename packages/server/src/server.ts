@@ -206,7 +206,9 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
   private readonly upgradeHandlers: UpgradeHandler[] = []
   private readonly wsSockets = new Set<Duplex>()
   /** Open transports by remote address: whether a control logged in over it, and its login deadline. */
-  private readonly transports = new Map<string, { loggedIn: boolean; timer: NodeJS.Timeout | undefined }>()
+  private readonly transports = new Map<string, { loggedIn: boolean; timer: NodeJS.Timeout | undefined; release: () => void }>()
+  /** WebSockets (handshakes included) over which no client has logged in yet (`limits.maxPendingTransports`). */
+  private pendingTransports = 0
   private readonly transportLoginTimeoutMs: number
   private httpServer: http.Server | undefined
   private ownServer = false
@@ -286,6 +288,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
           if (t !== undefined) {
             t.loggedIn = true
             clearTimeout(t.timer)
+            t.release()
           }
         }
         this.fire(event, control)
@@ -606,6 +609,21 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       return
     }
     const remoteAddress = `${plainIp(req.socket.remoteAddress)}:${req.socket.remotePort ?? 0}`
+    // Sockets nobody has logged in over cost memory without proving anything: bounded.
+    const maxPending = this.config.limits.maxPendingTransports
+    if (maxPending > 0 && this.pendingTransports >= maxPending) {
+      this.log.warn('too many WebSockets waiting for a login: refusing an upgrade', { remote: remoteAddress, pending: this.pendingTransports })
+      refuseUpgrade(socket, 503, 'Service Unavailable')
+      return
+    }
+    this.pendingTransports++
+    let pending = true
+    const release = (): void => {
+      if (!pending) return
+      pending = false
+      this.pendingTransports--
+    }
+    socket.once('close', release)
     this.wsSockets.add(socket)
     socket.once('close', () => this.wsSockets.delete(socket))
     // No Origin check: Node clients send none and browsers send theirs; the token is what
@@ -626,7 +644,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
           conn.destroy()
           return
         }
-        const entry = { loggedIn: false, timer: undefined as NodeJS.Timeout | undefined }
+        const entry = { loggedIn: false, timer: undefined as NodeJS.Timeout | undefined, release }
         if (this.transportLoginTimeoutMs > 0) {
           entry.timer = setTimeout(() => {
             if (entry.loggedIn) return

@@ -285,3 +285,38 @@ test('limits.maxHTTPHeaderSize answers 431; limits.httpKeepAliveTimeout closes a
     await server.close()
   }
 })
+
+test('limits.maxPendingTransports: upgrades beyond it get 503 until one of them logs in or goes', { timeout: 15_000 }, async () => {
+  const { server, url, port } = await startServer({ limits: { maxPendingTransports: 2 } }, memoryLogger())
+  const upgrade = (): Promise<{ status: number; socket: net.Socket }> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/~!frp', headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+      req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, socket }))
+      req.on('response', (res) => {
+        res.resume()
+        resolve({ status: res.statusCode ?? 0, socket: res.socket })
+      })
+      req.on('error', reject)
+      req.end()
+    })
+  try {
+    const a = await upgrade()
+    const b = await upgrade()
+    assert.deepEqual([a.status, b.status], [101, 101])
+    const refused = await upgrade()
+    assert.equal(refused.status, 503, 'a third WebSocket without a login is refused')
+    refused.socket.destroy()
+    // A client that logs in frees its slot (its WebSocket is no longer pending).
+    a.socket.destroy()
+    await once(server, 'transport-close')
+    const c = await connectClient(url, [])
+    const d = await upgrade()
+    assert.equal(d.status, 101)
+    const e = await upgrade()
+    assert.equal(e.status, 503, 'b and d are pending; the logged-in client is not counted')
+    for (const x of [b, d, e]) x.socket.destroy()
+    c.client.close()
+  } finally {
+    await server.close()
+  }
+})

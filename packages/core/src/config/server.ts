@@ -218,6 +218,7 @@ function readUsers(ctx: Ctx, root: Table | undefined, sharedToken: string): Auth
 const LIMIT_KEYS = [
   'loginTimeout',
   'transportLoginTimeout',
+  'maxPendingTransports',
   'maxClients',
   'maxProxiesPerClient',
   'maxStreamsPerSession',
@@ -242,6 +243,7 @@ function readLimits(ctx: Ctx, root: Table | undefined, maxPoolCount: number): Li
   const limits: LimitsConfig = {
     loginTimeout: readInt(ctx, t, 'loginTimeout', 'limits', 10, { ...secs, max: 3600 }),
     transportLoginTimeout: readInt(ctx, t, 'transportLoginTimeout', 'limits', 30, { ...secs, max: 3600 }),
+    maxPendingTransports: readInt(ctx, t, 'maxPendingTransports', 'limits', 1000, { min: 0, max: int31 }),
     maxClients: readInt(ctx, t, 'maxClients', 'limits', 1000, { min: 0, max: int31 }),
     maxProxiesPerClient: readInt(ctx, t, 'maxProxiesPerClient', 'limits', 256, { min: 0, max: int31 }),
     maxStreamsPerSession: readInt(ctx, t, 'maxStreamsPerSession', 'limits', 1024, { min: 2, max: int31 }),

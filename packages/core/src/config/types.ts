@@ -101,6 +101,8 @@ export interface LimitsConfig {
   loginTimeout: number
   /** A WebSocket that has no logged-in control after this many seconds is closed. Default 30. */
   transportLoginTimeout: number
+  /** WebSockets (handshakes included) without a logged-in client at once; beyond it upgrades get 503. 0 = unlimited. Default 1,000. */
+  maxPendingTransports: number
   /** Logged-in clients at once; beyond it Login is refused. 0 = unlimited. Default 1,000. */
   maxClients: number
   /** Proxies one client may hold at once; beyond it NewProxy is refused. 0 = unlimited. Default 256. */
