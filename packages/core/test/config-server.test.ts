@@ -64,7 +64,7 @@ test('an empty server config gets every documented default', T, () => {
       maxHTTPHeaderSize: 16 * 1024,
       httpHeaderTimeout: 60,
       httpKeepAliveTimeout: 5,
-      maxPendingUserConnsPerProxy: 64,
+      maxPendingUserConnsPerProxy: 1024,
       loginFailures: 5,
       loginFailureWindow: 60,
     },

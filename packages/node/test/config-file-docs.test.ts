@@ -15,6 +15,8 @@ const ENV = {
   PROXY_PASSWORD: 'doc-proxy',
   WEB_PASSWORD: 'doc-web',
   WEB_GROUP_KEY: 'doc-group',
+  WSFRP_OPS_TOKEN: 'doc-ops',
+  WSFRP_DEMO_TOKEN: 'doc-demo',
 }
 
 /** Every ```toml block of the doc, with the file name its first line declares (`# server.toml`). */

@@ -55,7 +55,7 @@ export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: B
 export interface CreateServerOptions {
   /** Default: a logger built from `config.log` (stdout or the file in `log.to`). */
   logger?: Logger
-  /** User connections per tcp proxy that may wait for a work connection at once. Default `limits.maxPendingUserConnsPerProxy` (64). */
+  /** User connections per tcp proxy that may wait for a work connection at once. Default `limits.maxPendingUserConnsPerProxy` (1,024). */
   maxPendingUserConns?: number
   /** Largest WebSocket message accepted from a client, in bytes. Default `limits.maxWebSocketMessageSize` (16 MiB). */
   maxPayload?: number

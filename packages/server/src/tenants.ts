@@ -8,7 +8,7 @@
  * covered without the managers knowing; the REST API scopes what a user sees with
  * {@link tenantOf} / {@link visibleTo}.
  */
-import { WsfrpError, isPortAllowed, noopLogger, type AuthUser, type Conn, type ConnSink, type ControlHandle, type Logger, type NewProxy, type PortRange, type ProxyManager } from '@wsfrp/core'
+import { WsfrpError, constantTimeEqual, isPortAllowed, noopLogger, type AuthUser, type Conn, type ConnSink, type ControlHandle, type Logger, type NewProxy, type PortRange, type ProxyManager } from '@wsfrp/core'
 
 /**
  * The `[[auth.users]]` name a client logged in as, or undefined for a client of the shared token
@@ -71,6 +71,16 @@ export class Tenants {
   /** The names of the configured users. */
   get names(): string[] {
     return [...this.states.keys()]
+  }
+
+  /**
+   * True when `token` is user `name`'s token (constant-time compare), e.g. for an API that lets a
+   * user sign in with Basic auth as `name:token` and then shows it only its own clients.
+   */
+  authenticate(name: string, token: string): boolean {
+    const s = this.states.get(name)
+    // An unknown name still costs one comparison, so timing does not tell names apart.
+    return constantTimeEqual(s?.user.token ?? '\u0000', token) && s !== undefined
   }
 
   /** What `name` holds now, or undefined for an unknown user. */

@@ -60,6 +60,9 @@ test('a login matches the shared token (full rights) or one user\'s token (that 
     await assert.rejects(connectClient(url, [], { token: 'alice-token', extra: { user: 'bob' } }), (e: unknown) => isWsfrpError(e, 'ERR_AUTH') && (e as Error).message === TOKEN_MISMATCH)
     // A `user` that names nobody: every user's token is tried.
     const free = await connectClient(url, [], { token: 'ops-token', extra: { user: 'someone' } })
+    assert.equal(server.tenants.authenticate('alice', 'alice-token'), true)
+    assert.equal(server.tenants.authenticate('alice', 'bob-token'), false)
+    assert.equal(server.tenants.authenticate('nobody', ''), false)
     const tenants = new Map([...server.role.controls.values()].map((c) => [c.runId, tenantOf(c)]))
     assert.equal(tenants.get(admin.runId), undefined)
     assert.equal(tenants.get(alice.runId), 'alice')

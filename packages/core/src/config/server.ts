@@ -254,7 +254,7 @@ function readLimits(ctx: Ctx, root: Table | undefined, maxPoolCount: number): Li
     maxHTTPHeaderSize: readInt(ctx, t, 'maxHTTPHeaderSize', 'limits', 16 * 1024, { min: 1024, max: MiB, unit: 'bytes' }),
     httpHeaderTimeout: readInt(ctx, t, 'httpHeaderTimeout', 'limits', 60, { ...secs, max: 3600 }),
     httpKeepAliveTimeout: readInt(ctx, t, 'httpKeepAliveTimeout', 'limits', 5, { ...secs, max: 3600 }),
-    maxPendingUserConnsPerProxy: readInt(ctx, t, 'maxPendingUserConnsPerProxy', 'limits', 64, { min: 1, max: int31 }),
+    maxPendingUserConnsPerProxy: readInt(ctx, t, 'maxPendingUserConnsPerProxy', 'limits', 1024, { min: 1, max: int31 }),
     loginFailures: readInt(ctx, t, 'loginFailures', 'limits', 5, { min: 0, max: 1_000_000 }),
     loginFailureWindow: readInt(ctx, t, 'loginFailureWindow', 'limits', 60, { ...secs, max: 86_400 }),
   }

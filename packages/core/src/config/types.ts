@@ -121,7 +121,7 @@ export interface LimitsConfig {
   httpHeaderTimeout: number
   /** Seconds an idle keep-alive HTTP connection to the server's port is kept. Default 5 (Node's). */
   httpKeepAliveTimeout: number
-  /** User connections per proxy waiting for a work connection at once; beyond it they are closed. Default 64. */
+  /** User connections per proxy waiting for a work connection at once; beyond it they are closed. Default 1,024 (64 refused bursts of 200). */
   maxPendingUserConnsPerProxy: number
   /** Failed logins from one address (IPv6: one /64) allowed in a burst before its logins are refused unchecked. Default 5. */
   loginFailures: number

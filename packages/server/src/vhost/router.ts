@@ -1,4 +1,4 @@
-import { WsfrpError } from '@wsfrp/core'
+import { WsfrpError, constantTimeEqual } from '@wsfrp/core'
 
 /**
  * The routing table of HTTP virtual hosts, with frps' rules (frp-wire-protocol.md §10.3):
@@ -158,7 +158,8 @@ export class VhostRouter<T> {
       if (g === undefined || slot.group === undefined || slot.group.name !== g.name) {
         throw new WsfrpError('ERR_PROXY', `router config conflict: ${describe(key)} is already in use`)
       }
-      if (slot.group.key !== g.key) {
+      // A group key is a secret: compared in constant time, like tokens.
+      if (!constantTimeEqual(slot.group.key, g.key)) {
         throw new WsfrpError('ERR_PROXY', `group auth failed: group ${g.name} (${describe(key)}) has a different group_key`)
       }
       if (slot.members.includes(value)) throw new WsfrpError('ERR_PROXY', `router config conflict: ${describe(key)} is already registered by this proxy`)
