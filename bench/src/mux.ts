@@ -16,7 +16,7 @@ import { YamuxSession, type Conn, type YamuxStream } from '@wsfrp/core'
 import { socketConn } from '@wsfrp/node'
 import { MiB, fmt, gc, median, status } from './util.js'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const SINGLE_BYTES = Number(process.env.BENCH_SINGLE_MIB ?? 512) * MiB
 const CHUNK = 64 * 1024
 
@@ -180,14 +180,22 @@ async function heapPerStream(count: number): Promise<{ perPair: number; pair: Aw
 }
 
 async function main(): Promise<void> {
-  // Warm-up: let the JIT and the socket paths settle before anything is measured.
+  // Warm-up: let the JIT and the socket paths settle before anything is measured (the first
+  // seconds of a run are up to 2x slower while functions tier up).
   status('warm-up')
-  await rawTcp(64 * MiB)
-  await muxStreams(1, 64 * MiB)
-  await muxStreams(10, 4 * MiB)
+  for (let i = 0; i < 2; i++) {
+    await rawTcp(128 * MiB)
+    await muxStreams(1, 128 * MiB)
+    await muxStreams(100, 1 * MiB)
+  }
   const raw: number[] = []
   const single: number[] = []
   const s100: number[] = []
+  const singleRatios: number[] = []
+  const s100Ratios: number[] = []
+  // Rounds interleave the three cases and each round yields its own ratios: a noisy neighbour
+  // slows the whole round alike, so the median of per-round ratios is steadier than a ratio of
+  // medians taken minutes apart.
   for (let r = 0; r < ROUNDS; r++) {
     status(`round ${r + 1}/${ROUNDS}: raw TCP ${SINGLE_BYTES / MiB} MiB`)
     raw.push(await rawTcp(SINGLE_BYTES))
@@ -195,9 +203,10 @@ async function main(): Promise<void> {
     single.push(await muxStreams(1, SINGLE_BYTES))
     status(`round ${r + 1}/${ROUNDS}: yamux 100 streams × 5 MiB`)
     s100.push(await muxStreams(100, 5 * MiB))
+    singleRatios.push(single[r]! / raw[r]!)
+    s100Ratios.push(s100[r]! / raw[r]!)
   }
-  const rawM = median(raw)
-  console.log(`raw tcp            ${fmt(rawM, 0)} MiB/s  (rounds: ${raw.map((x) => fmt(x, 0)).join(', ')})`)
+  console.log(`raw tcp            ${fmt(median(raw), 0)} MiB/s  (rounds: ${raw.map((x) => fmt(x, 0)).join(', ')})`)
   console.log(`yamux 1 × 512 MiB  ${fmt(median(single), 0)} MiB/s  (rounds: ${single.map((x) => fmt(x, 0)).join(', ')})`)
   console.log(`yamux 100 × 5 MiB  ${fmt(median(s100), 0)} MiB/s  (rounds: ${s100.map((x) => fmt(x, 0)).join(', ')})`)
 
@@ -218,8 +227,8 @@ async function main(): Promise<void> {
   pair.close()
   console.log(`busy stream alone ${fmt(median(alone), 0)} MiB/s, with 10k idle ${fmt(median(withIdle), 0)} MiB/s`)
 
-  const singleRatio = median(single) / rawM
-  const s100Ratio = median(s100) / rawM
+  const singleRatio = median(singleRatios)
+  const s100Ratio = median(s100Ratios)
   const idleRatio = median(withIdle) / median(alone)
   console.log(`mux: single-ratio ${fmt(singleRatio)} stream100-ratio ${fmt(s100Ratio)} heap-per-stream-bytes ${Math.round(perPair)} idle10k-ratio ${fmt(idleRatio)}`)
 }

@@ -46,10 +46,26 @@ export type GoAwayCode = (typeof GoAwayCode)[keyof typeof GoAwayCode]
 /** Every stream starts with this receive window on both sides (spec.md "Flow Control"). */
 export const INITIAL_STREAM_WINDOW = 256 * 1024
 
+/**
+ * Headers are carved out of a shared slab rather than allocated one by one: a 12-byte typed array
+ * of its own becomes a separate off-heap ArrayBuffer the moment a transport wraps it (Node's
+ * Buffer.from(view.buffer)), and at one header per 64 KiB frame those tiny externals cost more in
+ * GC than the header bytes themselves. Each slice is written once and never reused, so a header
+ * still queued in a transport is never overwritten; the slab is garbage once its views are.
+ */
+const HEADER_SLAB_BYTES = 4096 - (4096 % HEADER_LENGTH)
+let headerSlab = new Uint8Array(HEADER_SLAB_BYTES)
+let headerSlabOffset = 0
+
 export function encodeHeader(type: number, flags: number, streamId: number, length: number): Uint8Array {
-  const h = new Uint8Array(HEADER_LENGTH)
-  writeHeader(h, 0, type, flags, streamId, length)
-  return h
+  if (headerSlabOffset === HEADER_SLAB_BYTES) {
+    headerSlab = new Uint8Array(HEADER_SLAB_BYTES)
+    headerSlabOffset = 0
+  }
+  const off = headerSlabOffset
+  headerSlabOffset += HEADER_LENGTH
+  writeHeader(headerSlab, off, type, flags, streamId, length)
+  return headerSlab.subarray(off, off + HEADER_LENGTH)
 }
 
 export function writeHeader(
