@@ -26,6 +26,19 @@ const outIdx = args.indexOf('--outdir')
 const outdir = resolve(outIdx >= 0 ? args[outIdx + 1] : join(pkg, 'dist-bundle'))
 mkdirSync(outdir, { recursive: true })
 
+/**
+ * `isomorphic-ws`'s browser file probes `WebSocket`, `MozWebSocket`, `global`, `window` and `self` in
+ * turn; every browser this targets (chrome120) has the first one, so the bundles take the global
+ * directly. Same value, ~250 bytes less in the service-worker bundle.
+ */
+const globalWebSocket = {
+  name: 'global-websocket',
+  setup(b) {
+    b.onResolve({ filter: /^isomorphic-ws$/ }, () => ({ path: 'isomorphic-ws', namespace: 'global-websocket' }))
+    b.onLoad({ filter: /.*/, namespace: 'global-websocket' }, () => ({ contents: 'export default globalThis.WebSocket', loader: 'js' }))
+  },
+}
+
 const common = {
   entryPoints: [join(pkg, 'src/index.ts')],
   bundle: true,
@@ -41,6 +54,7 @@ const common = {
   // can be shortened like local names; that saves ~8 KB of the service-worker bundle. Never start
   // a property that leaves the bundle (public API, postMessage data, JSON, DOM) with `_`.
   mangleProps: /^_[A-Za-z]/,
+  plugins: [globalWebSocket],
 }
 
 const outputs = [

@@ -231,12 +231,15 @@ class Client extends EventTarget implements WsfrpClient {
   private _wake: (() => void) | undefined
   private readonly _done: Promise<void>
 
-  constructor(private readonly _opts: ConnectOptions) {
+  private readonly _opts: ConnectOptions
+
+  constructor(opts: ConnectOptions) {
     super()
-    this._url = websocketURL(_opts.serverURL)
-    this._log = _opts.logger ?? noopLogger
-    this._crypto = _opts.crypto ?? webCrypto
-    const r = _opts.reconnect ?? true
+    this._opts = opts
+    this._url = websocketURL(opts.serverURL)
+    this._log = opts.logger ?? noopLogger
+    this._crypto = opts.crypto ?? webCrypto
+    const r = opts.reconnect ?? true
     this._backoff =
       r === false
         ? undefined
@@ -247,7 +250,7 @@ class Client extends EventTarget implements WsfrpClient {
             jitter: 0.5,
             ...(r === true ? {} : r),
           }
-    for (const p of _opts.proxies ?? []) this._addProxyEntry(p)
+    for (const p of opts.proxies ?? []) this._addProxyEntry(p)
     this._done = Promise.resolve().then(() => this._loop())
   }
 

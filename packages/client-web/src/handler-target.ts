@@ -97,17 +97,17 @@ export function serveHttp(conn: Conn, handler: FetchHandler, opts?: HandlerTarge
 
 /** One request and its response. */
 interface Exchange {
-  head: RequestHead
-  abort: AbortController
+  _head: RequestHead
+  _abort: AbortController
   /** The request body: streamed to the handler, discarded (handler done, GET with a body), or none. */
-  body: 'none' | 'stream' | 'discard'
-  stream: ReadableStream<Uint8Array> | undefined
-  controller: ReadableStreamDefaultController<Uint8Array> | undefined
-  requestDone: boolean
-  responseDone: boolean
+  _body: 'none' | 'stream' | 'discard'
+  _stream: ReadableStream<Uint8Array> | undefined
+  _controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  _requestDone: boolean
+  _responseDone: boolean
   /** The request turned out malformed (mid-body): close after the response. */
-  broken: boolean
-  reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+  _broken: boolean
+  _reader: ReadableStreamDefaultReader<Uint8Array> | undefined
 }
 
 class HandlerConn implements Conn {
@@ -133,12 +133,14 @@ class HandlerConn implements Conn {
 
   private _closed = false
 
-  constructor(
-    private readonly _handler: FetchHandler,
-    private readonly _opts: HandlerTargetOptions,
-  ) {
-    this._log = _opts.logger ?? noopLogger
-    this._bodyHwm = _opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
+  private readonly _handler: FetchHandler
+  private readonly _opts: HandlerTargetOptions
+
+  constructor(handler: FetchHandler, opts: HandlerTargetOptions) {
+    this._handler = handler
+    this._opts = opts
+    this._log = opts.logger ?? noopLogger
+    this._bodyHwm = opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
     if (!(this._bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${this._bodyHwm}`)
     this._parser = new RequestParser(
       {
@@ -147,7 +149,7 @@ class HandlerConn implements Conn {
         onMessageEnd: () => this._onMessageEnd(),
         onEof: () => this._onEof(),
       },
-      _opts,
+      opts,
     )
   }
 
@@ -214,7 +216,7 @@ class HandlerConn implements Conn {
     if (this._ignoreInput) return true
     if (this._parser.bufferedBytes > 0) return false
     const ex = this._current
-    return !(ex !== undefined && ex.body === 'stream' && ex.controller !== undefined && (ex.controller.desiredSize ?? 1) <= 0)
+    return !(ex !== undefined && ex._body === 'stream' && ex._controller !== undefined && (ex._controller.desiredSize ?? 1) <= 0)
   }
 
   private _maybeDrain(): void {
@@ -225,34 +227,34 @@ class HandlerConn implements Conn {
 
   private _onHead(head: RequestHead): void {
     const ex: Exchange = {
-      head,
-      abort: new AbortController(),
-      body: 'none',
-      stream: undefined,
-      controller: undefined,
-      requestDone: false,
-      responseDone: false,
-      broken: false,
-      reader: undefined,
+      _head: head,
+      _abort: new AbortController(),
+      _body: 'none',
+      _stream: undefined,
+      _controller: undefined,
+      _requestDone: false,
+      _responseDone: false,
+      _broken: false,
+      _reader: undefined,
     }
     this._current = ex
     if (head.bodyKind !== 'none') {
       const method = head.method.toUpperCase()
       if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
         // A Request cannot carry a body for these; it is read and dropped to keep the stream in sync.
-        ex.body = 'discard'
+        ex._body = 'discard'
       } else {
         // Made now, not when the handler is called: body bytes may follow the head in this very chunk.
         // (start() runs synchronously inside the constructor, so the controller exists at once.)
-        ex.body = 'stream'
-        ex.stream = new ReadableStream<Uint8Array>(
+        ex._body = 'stream'
+        ex._stream = new ReadableStream<Uint8Array>(
           {
             start: (c) => {
-              ex.controller = c
+              ex._controller = c
             },
             pull: () => this._maybeDrain(),
             cancel: () => {
-              ex.body = 'discard'
+              ex._body = 'discard'
               this._maybeDrain()
             },
           },
@@ -266,29 +268,29 @@ class HandlerConn implements Conn {
 
   private _onBody(chunk: Uint8Array): void {
     const ex = this._current
-    if (ex === undefined || ex.body !== 'stream' || ex.controller === undefined) return
+    if (ex === undefined || ex._body !== 'stream' || ex._controller === undefined) return
     try {
-      ex.controller.enqueue(chunk)
+      ex._controller.enqueue(chunk)
     } catch {
       // The stream was cancelled or errored by its reader: the rest is discarded.
-      ex.body = 'discard'
+      ex._body = 'discard'
     }
   }
 
   private _onMessageEnd(): void {
     const ex = this._current
     if (ex === undefined) return
-    ex.requestDone = true
+    ex._requestDone = true
     // One request at a time: pipelined requests wait until this response is written.
     this._parser.pause()
-    if (ex.body === 'stream') {
+    if (ex._body === 'stream') {
       try {
-        ex.controller?.close()
+        ex._controller?.close()
       } catch {
         // already cancelled
       }
     }
-    if (ex.responseDone) this._nextExchange()
+    if (ex._responseDone) this._nextExchange()
   }
 
   private _onEof(): void {
@@ -301,18 +303,18 @@ class HandlerConn implements Conn {
     const error = err instanceof Error ? err : new Error(String(err))
     const ex = this._current
     if (ex !== undefined) {
-      if (!ex.responseDone) {
+      if (!ex._responseDone) {
         // The request body was cut off or malformed: the handler's read fails; the response it
         // still gives is sent, and the connection closes after it.
-        ex.broken = true
-        if (ex.body === 'stream') {
+        ex._broken = true
+        if (ex._body === 'stream') {
           try {
-            ex.controller?.error(error)
+            ex._controller?.error(error)
           } catch {
             // already closed
           }
         }
-        ex.body = 'discard'
+        ex._body = 'discard'
         return
       }
       // The response is out; only the rest of the request was bad.
@@ -331,7 +333,7 @@ class HandlerConn implements Conn {
   // ---- one exchange ----
 
   private async _run(ex: Exchange): Promise<void> {
-    const head = ex.head
+    const head = ex._head
     let response: Response | undefined
     let early: [number, string] | undefined
     if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported by this target`]
@@ -351,7 +353,7 @@ class HandlerConn implements Conn {
       this._responseWritten(ex, head.keepAlive)
       return
     }
-    if (ex.body === 'stream' && head.expect !== undefined) this._emit(ResponseWriter.interim(100))
+    if (ex._body === 'stream' && head.expect !== undefined) this._emit(ResponseWriter.interim(100))
     const info: HandlerInfo = {
       proxyName: this._opts.proxyName ?? '',
       remoteAddr: this._opts.remoteAddr,
@@ -367,7 +369,7 @@ class HandlerConn implements Conn {
       if (this._closed || this._current !== ex) return
       this._log.warn('handler failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
       this._finishBody(ex)
-      const keepAlive = head.keepAlive && !ex.broken
+      const keepAlive = head.keepAlive && !ex._broken
       this._emitText(head, 500, 'Internal Server Error', keepAlive)
       this._responseWritten(ex, keepAlive)
       return
@@ -380,11 +382,11 @@ class HandlerConn implements Conn {
   }
 
   private _buildRequest(ex: Exchange): Request {
-    const head = ex.head
+    const head = ex._head
     const url = requestURL(head)
-    const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex.abort.signal }
-    if (ex.stream !== undefined) {
-      init.body = ex.stream
+    const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex._abort.signal }
+    if (ex._stream !== undefined) {
+      init.body = ex._stream
       // Required for a stream body by Chromium and undici: the request is sent while its body streams.
       init.duplex = 'half'
     }
@@ -394,11 +396,11 @@ class HandlerConn implements Conn {
   }
 
   private async _writeResponse(ex: Exchange, response: Response): Promise<void> {
-    const head = ex.head
+    const head = ex._head
     const w = new ResponseWriter({
       requestMethod: head.method,
       requestVersionMinor: head.versionMinor,
-      keepAlive: head.keepAlive && !ex.broken,
+      keepAlive: head.keepAlive && !ex._broken,
     })
     let headBytes: Uint8Array
     try {
@@ -412,8 +414,8 @@ class HandlerConn implements Conn {
       this._log.warn('handler response cannot be sent', { proxy: this._opts.proxyName, error: (err as Error).message })
       void response.body?.cancel().catch(() => {})
       this._finishBody(ex)
-      this._emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex.broken)
-      this._responseWritten(ex, head.keepAlive && !ex.broken)
+      this._emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex._broken)
+      this._responseWritten(ex, head.keepAlive && !ex._broken)
       return
     }
     this._emit(headBytes)
@@ -424,7 +426,7 @@ class HandlerConn implements Conn {
           void body.cancel().catch(() => {})
         } else {
           const reader = body.getReader()
-          ex.reader = reader
+          ex._reader = reader
           for (;;) {
             await this._whenWritable()
             if (this._closed) return
@@ -434,7 +436,7 @@ class HandlerConn implements Conn {
             if (!(value instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array')
             for (const b of w.body(value)) this._emit(b)
           }
-          ex.reader = undefined
+          ex._reader = undefined
         }
       }
       this._emit(w.end())
@@ -442,7 +444,7 @@ class HandlerConn implements Conn {
       if (this._closed) return
       // Part of the response is out: the only honest signal left is to cut the stream.
       this._log.warn('response body failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
-      void ex.reader?.cancel().catch(() => {})
+      void ex._reader?.cancel().catch(() => {})
       this.destroy(err instanceof Error ? err : new Error(String(err)))
       return
     }
@@ -451,10 +453,10 @@ class HandlerConn implements Conn {
 
   /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
   private _finishBody(ex: Exchange): void {
-    if (ex.body === 'stream' && !ex.requestDone) {
-      ex.body = 'discard'
+    if (ex._body === 'stream' && !ex._requestDone) {
+      ex._body = 'discard'
       try {
-        ex.controller?.error(new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
+        ex._controller?.error(new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
       } catch {
         // already closed
       }
@@ -464,7 +466,7 @@ class HandlerConn implements Conn {
 
   private _responseWritten(ex: Exchange, keepAlive: boolean): void {
     if (this._closed || this._current !== ex) return
-    ex.responseDone = true
+    ex._responseDone = true
     this._finishBody(ex)
     // ignoreInput: the request turned bad after this response's head went out with keep-alive.
     if (!keepAlive || this._ignoreInput) {
@@ -476,7 +478,7 @@ class HandlerConn implements Conn {
       this._maybeClose()
       return
     }
-    if (ex.requestDone) this._nextExchange()
+    if (ex._requestDone) this._nextExchange()
   }
 
   private _nextExchange(): void {
@@ -492,16 +494,16 @@ class HandlerConn implements Conn {
   }
 
   private _abortExchange(ex: Exchange, err: Error): void {
-    ex.abort.abort(err)
-    if (ex.body === 'stream') {
+    ex._abort.abort(err)
+    if (ex._body === 'stream') {
       try {
-        ex.controller?.error(err)
+        ex._controller?.error(err)
       } catch {
         // already closed
       }
     }
-    ex.body = 'discard'
-    void ex.reader?.cancel(err).catch(() => {})
+    ex._body = 'discard'
+    void ex._reader?.cancel(err).catch(() => {})
   }
 
   // ---- output ----

@@ -63,11 +63,13 @@ class StreamConn implements Conn {
   private _waiters: (() => void)[] = []
   private _closed = false
 
-  constructor(
-    private readonly _handler: StreamHandler,
-    private readonly _opts: StreamTargetOptions,
-  ) {
-    this._log = _opts.logger ?? noopLogger
+  private readonly _handler: StreamHandler
+  private readonly _opts: StreamTargetOptions
+
+  constructor(handler: StreamHandler, opts: StreamTargetOptions) {
+    this._handler = handler
+    this._opts = opts
+    this._log = opts.logger ?? noopLogger
   }
 
   start(sink: ConnSink): void {

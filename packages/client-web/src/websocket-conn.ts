@@ -110,20 +110,20 @@ class WebSocketConn implements Conn {
     } else this._pollTimer = setTimeout(this._poll, this._pollMs)
   }
 
-  constructor(
-    private readonly _ws: WebSocketLike,
-    opts: WebSocketConnOptions | undefined,
-  ) {
+  private readonly _ws: WebSocketLike
+
+  constructor(ws: WebSocketLike, opts: WebSocketConnOptions | undefined) {
+    this._ws = ws
     this._hwm = opts?.highWaterMark ?? DEFAULT_HWM
     this._lwm = Math.min(opts?.lowWaterMark ?? DEFAULT_LWM, this._hwm)
     this._pollMs = opts?.drainPollMs ?? DEFAULT_POLL_MS
     if (!(this._hwm >= 0) || !(this._lwm >= 0) || !(this._pollMs >= 0)) throw new RangeError('websocketConn: marks and poll interval must be >= 0')
-    _ws.binaryType = 'arraybuffer'
-    _ws.addEventListener('message', this._onMessage)
-    _ws.addEventListener('error', this._onError)
-    _ws.addEventListener('close', this._onClose)
-    if (_ws.readyState !== OPEN) {
-      if (_ws.readyState === CLOSED) this._wsClosed = true
+    ws.binaryType = 'arraybuffer'
+    ws.addEventListener('message', this._onMessage)
+    ws.addEventListener('error', this._onError)
+    ws.addEventListener('close', this._onClose)
+    if (ws.readyState !== OPEN) {
+      if (ws.readyState === CLOSED) this._wsClosed = true
       this._err = new WsfrpError('ERR_CONN_CLOSED', 'websocketConn: the WebSocket is not open')
     }
   }

@@ -35,11 +35,15 @@ class CryptoConn implements Conn, ConnSink {
   /** What the last inner write() returned, for empty writes that send nothing. */
   private _writable = true
 
-  constructor(
-    private readonly _inner: Conn,
-    private readonly _key: Uint8Array,
-    private readonly _provider: CryptoProvider,
-  ) {}
+  private readonly _inner: Conn
+  private readonly _key: Uint8Array
+  private readonly _provider: CryptoProvider
+
+  constructor(inner: Conn, key: Uint8Array, provider: CryptoProvider) {
+    this._inner = inner
+    this._key = key
+    this._provider = provider
+  }
 
   get canPause(): boolean {
     return this._inner.canPause

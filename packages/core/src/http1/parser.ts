@@ -117,8 +117,8 @@ const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER
  * Subclasses turn the collected head lines into a head object and choose its body kind.
  */
 abstract class Http1Parser<H extends MessageHead> {
-  protected readonly maxHeaderBytes: number
-  protected readonly maxHeaders: number
+  protected readonly _maxHeaderBytes: number
+  protected readonly _maxHeaders: number
   private readonly _maxChunkLineBytes: number
 
   private _state = S_HEAD
@@ -147,21 +147,22 @@ abstract class Http1Parser<H extends MessageHead> {
   private _chunkDigits = 0
   private _chunkLineBytes = 0
 
-  constructor(
-    protected readonly handler: Http1ParserHandler<H>,
-    limits: Http1Limits | undefined,
-    /** Empty lines before a request line are ignored (RFC 9112 §2.2); never before a status line. */
-    private readonly _skipLeadingEmptyLines: boolean,
-  ) {
-    this.maxHeaderBytes = positiveLimit('maxHeaderBytes', limits?.maxHeaderBytes, HTTP1_DEFAULT_LIMITS.maxHeaderBytes)
-    this.maxHeaders = positiveLimit('maxHeaders', limits?.maxHeaders, HTTP1_DEFAULT_LIMITS.maxHeaders)
+  protected readonly _handler: Http1ParserHandler<H>
+  /** Empty lines before a request line are ignored (RFC 9112 §2.2); never before a status line. */
+  private readonly _skipLeadingEmptyLines: boolean
+
+  constructor(handler: Http1ParserHandler<H>, limits: Http1Limits | undefined, skipLeadingEmptyLines: boolean) {
+    this._handler = handler
+    this._skipLeadingEmptyLines = skipLeadingEmptyLines
+    this._maxHeaderBytes = positiveLimit('maxHeaderBytes', limits?.maxHeaderBytes, HTTP1_DEFAULT_LIMITS.maxHeaderBytes)
+    this._maxHeaders = positiveLimit('maxHeaders', limits?.maxHeaders, HTTP1_DEFAULT_LIMITS.maxHeaders)
     this._maxChunkLineBytes = positiveLimit('maxChunkLineBytes', limits?.maxChunkLineBytes, HTTP1_DEFAULT_LIMITS.maxChunkLineBytes)
   }
 
   /** Turns the collected start line and fields into a head and sets its body kind. Throws HttpError. */
-  protected abstract buildHead(startLine: [number, number], fields: HeaderField[], buf: Uint8Array): H
+  protected abstract _buildHead(startLine: [number, number], fields: HeaderField[], buf: Uint8Array): H
   /** Called with the head just delivered: whether the bytes after it are no longer HTTP. */
-  protected abstract upgradesAfter(head: H): boolean
+  protected abstract _upgradesAfter(head: H): boolean
 
   /** Unparsed bytes held while paused (or after an upgrade), in bytes. */
   get bufferedBytes(): number {
@@ -294,7 +295,7 @@ abstract class Http1Parser<H extends MessageHead> {
       throw new HttpError('ERR_HTTP_PARSE', 400, 'connection ended inside an HTTP message')
     }
     this._eofDelivered = true
-    this.handler.onEof?.()
+    this._handler.onEof?.()
   }
 
   /** Parses `c` from `off`; returns where it stopped (`c.length`, or earlier when paused). */
@@ -317,13 +318,13 @@ abstract class Http1Parser<H extends MessageHead> {
           const n = Math.min(this._remaining, len - off)
           this._remaining -= n
           if (this._remaining === 0) this._state = S_MESSAGE_END
-          this.handler.onBody(c.subarray(off, off + n))
+          this._handler.onBody(c.subarray(off, off + n))
           off += n
           continue
         }
         case S_BODY_CLOSE: {
           if (off >= len) return off
-          this.handler.onBody(off === 0 ? c : c.subarray(off))
+          this._handler.onBody(off === 0 ? c : c.subarray(off))
           off = len
           continue
         }
@@ -332,13 +333,13 @@ abstract class Http1Parser<H extends MessageHead> {
           const n = Math.min(this._remaining, len - off)
           this._remaining -= n
           if (this._remaining === 0) this._state = S_CHUNK_DATA_CR
-          this.handler.onBody(c.subarray(off, off + n))
+          this._handler.onBody(c.subarray(off, off + n))
           off += n
           continue
         }
         case S_MESSAGE_END: {
           this._state = S_HEAD
-          this.handler.onMessageEnd()
+          this._handler.onMessageEnd()
           continue
         }
         case S_UPGRADED:
@@ -431,7 +432,7 @@ abstract class Http1Parser<H extends MessageHead> {
       const lf = c.indexOf(LF, off)
       const end = lf < 0 ? len : lf + 1
       const n = end - off
-      if (this._hlen + n > this.maxHeaderBytes) this._tooLarge(trailers)
+      if (this._hlen + n > this._maxHeaderBytes) this._tooLarge(trailers)
       this._append(c, off, end)
       off = end
       if (lf < 0) break
@@ -450,8 +451,8 @@ abstract class Http1Parser<H extends MessageHead> {
       }
       this._lines.push(this._lineStart, contentEnd)
       // Heads have a start line besides their fields.
-      if (this._lines.length / 2 > this.maxHeaders + (trailers ? 0 : 1)) {
-        throw new HttpError('ERR_HTTP_LIMIT', 431, `more than maxHeaders (${this.maxHeaders}) ${trailers ? 'trailer' : 'header'} fields`)
+      if (this._lines.length / 2 > this._maxHeaders + (trailers ? 0 : 1)) {
+        throw new HttpError('ERR_HTTP_LIMIT', 431, `more than maxHeaders (${this._maxHeaders}) ${trailers ? 'trailer' : 'header'} fields`)
       }
       this._lineStart = this._hlen
     }
@@ -463,14 +464,14 @@ abstract class Http1Parser<H extends MessageHead> {
     throw new HttpError(
       'ERR_HTTP_LIMIT',
       inRequestLine ? 414 : 431,
-      `${inRequestLine ? 'request line' : trailers ? 'trailer section' : 'header section'} larger than maxHeaderBytes (${this.maxHeaderBytes})`,
+      `${inRequestLine ? 'request line' : trailers ? 'trailer section' : 'header section'} larger than maxHeaderBytes (${this._maxHeaderBytes})`,
     )
   }
 
   private _append(c: Uint8Array, from: number, to: number): void {
     const need = this._hlen + (to - from)
     if (need > this._hbuf.length) {
-      const grown = new Uint8Array(Math.min(this.maxHeaderBytes, Math.max(need, this._hbuf.length * 2, 1024)))
+      const grown = new Uint8Array(Math.min(this._maxHeaderBytes, Math.max(need, this._hbuf.length * 2, 1024)))
       grown.set(this._hbuf.subarray(0, this._hlen))
       this._hbuf = grown
     }
@@ -495,9 +496,9 @@ abstract class Http1Parser<H extends MessageHead> {
 
   private _deliverHead(): void {
     if (this._lines.length === 0) throw parseError('missing start line')
-    const head = this.buildHead([this._lines[0]!, this._lines[1]!], this._parseFields(1), this._hbuf)
+    const head = this._buildHead([this._lines[0]!, this._lines[1]!], this._parseFields(1), this._hbuf)
     this._resetCollector()
-    const upgraded = this.upgradesAfter(head)
+    const upgraded = this._upgradesAfter(head)
     switch (head.bodyKind) {
       case 'none':
         this._state = upgraded ? S_UPGRADED : S_MESSAGE_END
@@ -516,10 +517,10 @@ abstract class Http1Parser<H extends MessageHead> {
         this._state = S_BODY_CLOSE
         break
     }
-    this.handler.onHead(head)
+    this._handler.onHead(head)
     if (upgraded) {
       // The message ends with its head; what follows belongs to the new protocol (take it with detach()).
-      this.handler.onMessageEnd()
+      this._handler.onMessageEnd()
     }
   }
 
@@ -527,7 +528,7 @@ abstract class Http1Parser<H extends MessageHead> {
     const fields = this._parseFields(0)
     this._resetCollector()
     this._state = S_MESSAGE_END
-    if (fields.length > 0) this.handler.onTrailers?.(fields)
+    if (fields.length > 0) this._handler.onTrailers?.(fields)
   }
 }
 
@@ -571,16 +572,16 @@ function parseField(buf: Uint8Array, start: number, end: number): HeaderField {
 
 /** The framing-relevant fields, gathered once per head. */
 interface FieldSummary {
-  contentLength: number | undefined
-  transferCodings: string[] | undefined
-  connection: string[]
-  upgrade: string | undefined
-  expect: string | undefined
-  hosts: number
+  _contentLength: number | undefined
+  _transferCodings: string[] | undefined
+  _connection: string[]
+  _upgrade: string | undefined
+  _expect: string | undefined
+  _hosts: number
 }
 
 function summarize(fields: HeaderField[]): FieldSummary {
-  const s: FieldSummary = { contentLength: undefined, transferCodings: undefined, connection: [], upgrade: undefined, expect: undefined, hosts: 0 }
+  const s: FieldSummary = { _contentLength: undefined, _transferCodings: undefined, _connection: [], _upgrade: undefined, _expect: undefined, _hosts: 0 }
   for (const [rawName, value] of fields) {
     const name = rawName.toLowerCase()
     switch (name) {
@@ -588,26 +589,26 @@ function summarize(fields: HeaderField[]): FieldSummary {
         // A list of identical values is accepted (RFC 9110 §8.6); differing ones are a smuggling attempt.
         for (const part of value.split(',')) {
           const n = parseContentLength(part.trim())
-          if (s.contentLength !== undefined && s.contentLength !== n) throw parseError('conflicting Content-Length values')
-          s.contentLength = n
+          if (s._contentLength !== undefined && s._contentLength !== n) throw parseError('conflicting Content-Length values')
+          s._contentLength = n
         }
         break
       }
       case 'transfer-encoding':
-        ;(s.transferCodings ??= []).push(...listTokens(value))
+        ;(s._transferCodings ??= []).push(...listTokens(value))
         // An empty Transfer-Encoding still counts as present: it conflicts with Content-Length.
         break
       case 'connection':
-        s.connection.push(...listTokens(value))
+        s._connection.push(...listTokens(value))
         break
       case 'upgrade':
-        s.upgrade = s.upgrade === undefined ? value : `${s.upgrade}, ${value}`
+        s._upgrade = s._upgrade === undefined ? value : `${s._upgrade}, ${value}`
         break
       case 'expect':
-        s.expect = s.expect === undefined ? value : `${s.expect}, ${value}`
+        s._expect = s._expect === undefined ? value : `${s._expect}, ${value}`
         break
       case 'host':
-        s.hosts++
+        s._hosts++
         break
     }
   }
@@ -667,7 +668,7 @@ export class RequestParser extends Http1Parser<RequestHead> {
     super(handler, opts, true)
   }
 
-  protected buildHead([s, e]: [number, number], fields: HeaderField[], buf: Uint8Array): RequestHead {
+  protected _buildHead([s, e]: [number, number], fields: HeaderField[], buf: Uint8Array): RequestHead {
     // request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
     let i = s
     while (i < e && isTchar(buf[i]!)) i++
@@ -681,31 +682,31 @@ export class RequestParser extends Http1Parser<RequestHead> {
     const versionMinor = parseVersion(buf, i + 1, e)
 
     const f = summarize(fields)
-    if (versionMinor === 1 && f.hosts !== 1) {
-      throw parseError(f.hosts === 0 ? 'missing Host header' : 'more than one Host header')
+    if (versionMinor === 1 && f._hosts !== 1) {
+      throw parseError(f._hosts === 0 ? 'missing Host header' : 'more than one Host header')
     }
-    if (versionMinor === 0 && f.hosts > 1) throw parseError('more than one Host header')
+    if (versionMinor === 0 && f._hosts > 1) throw parseError('more than one Host header')
     let bodyKind: BodyKind = 'none'
-    const keepAlive = keepAliveOf(versionMinor, f.connection)
-    if (f.transferCodings !== undefined) {
-      if (f.contentLength !== undefined) throw parseError('both Content-Length and Transfer-Encoding')
+    const keepAlive = keepAliveOf(versionMinor, f._connection)
+    if (f._transferCodings !== undefined) {
+      if (f._contentLength !== undefined) throw parseError('both Content-Length and Transfer-Encoding')
       // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
       if (versionMinor === 0) throw parseError('Transfer-Encoding in an HTTP/1.0 request')
-      const tc = f.transferCodings
+      const tc = f._transferCodings
       if (tc.length === 0 || tc[tc.length - 1] !== 'chunked' || tc.indexOf('chunked') !== tc.length - 1) {
         // chunked missing, not last, or repeated: the body length cannot be determined (§6.3 item 4).
         throw parseError('request body not chunked last')
       }
       if (tc.length > 1) throw new HttpError('ERR_HTTP_PARSE', 501, `unsupported transfer coding: ${tc.join(', ')}`)
       bodyKind = 'chunked'
-    } else if (f.contentLength !== undefined && f.contentLength > 0) {
+    } else if (f._contentLength !== undefined && f._contentLength > 0) {
       bodyKind = 'length'
     }
-    const upgrade = versionMinor === 1 && f.connection.includes('upgrade') ? f.upgrade : undefined
-    return { method, target, versionMinor, headers: fields, bodyKind, contentLength: f.contentLength, keepAlive, upgrade, expect: f.expect }
+    const upgrade = versionMinor === 1 && f._connection.includes('upgrade') ? f._upgrade : undefined
+    return { method, target, versionMinor, headers: fields, bodyKind, contentLength: f._contentLength, keepAlive, upgrade, expect: f._expect }
   }
 
-  protected upgradesAfter(): boolean {
+  protected _upgradesAfter(): boolean {
     return false
   }
 }
@@ -733,7 +734,7 @@ export class ResponseParser extends Http1Parser<ResponseHead> {
     this.requestMethod = opts?.requestMethod ?? 'GET'
   }
 
-  protected buildHead([s, e]: [number, number], fields: HeaderField[], buf: Uint8Array): ResponseHead {
+  protected _buildHead([s, e]: [number, number], fields: HeaderField[], buf: Uint8Array): ResponseHead {
     // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4).
     if (e - s < 12 || buf[s + 8] !== SP) throw parseError('invalid status line')
     const versionMinor = parseVersion(buf, s, s + 8)
@@ -751,26 +752,26 @@ export class ResponseParser extends Http1Parser<ResponseHead> {
 
     const f = summarize(fields)
     const method = this.requestMethod
-    let keepAlive = keepAliveOf(versionMinor, f.connection)
-    if (f.transferCodings !== undefined && f.contentLength !== undefined) throw parseError('both Content-Length and Transfer-Encoding')
+    let keepAlive = keepAliveOf(versionMinor, f._connection)
+    if (f._transferCodings !== undefined && f._contentLength !== undefined) throw parseError('both Content-Length and Transfer-Encoding')
     let bodyKind: BodyKind
     if (method === 'HEAD' || status < 200 || status === 204 || status === 304 || (method === 'CONNECT' && status < 300)) {
       bodyKind = 'none'
-    } else if (f.transferCodings !== undefined) {
-      const tc = f.transferCodings
+    } else if (f._transferCodings !== undefined) {
+      const tc = f._transferCodings
       if (tc.length !== 1 || tc[0] !== 'chunked') throw parseError(`unsupported transfer coding: ${tc.join(', ')}`)
       bodyKind = 'chunked'
-    } else if (f.contentLength !== undefined) {
-      bodyKind = f.contentLength > 0 ? 'length' : 'none'
+    } else if (f._contentLength !== undefined) {
+      bodyKind = f._contentLength > 0 ? 'length' : 'none'
     } else {
       bodyKind = 'close'
       keepAlive = false
     }
-    const upgrade = status === 101 ? (f.upgrade ?? '') : versionMinor === 1 && f.connection.includes('upgrade') ? f.upgrade : undefined
-    return { status, reason, versionMinor, headers: fields, bodyKind, contentLength: f.contentLength, keepAlive, upgrade }
+    const upgrade = status === 101 ? (f._upgrade ?? '') : versionMinor === 1 && f._connection.includes('upgrade') ? f._upgrade : undefined
+    return { status, reason, versionMinor, headers: fields, bodyKind, contentLength: f._contentLength, keepAlive, upgrade }
   }
 
-  protected upgradesAfter(head: ResponseHead): boolean {
+  protected _upgradesAfter(head: ResponseHead): boolean {
     return head.status === 101 || (this.requestMethod === 'CONNECT' && head.status >= 200 && head.status < 300)
   }
 }

@@ -83,7 +83,7 @@ abstract class MessageWriter {
   private _written = 0
   private _state: 'head' | 'body' | 'done' = 'head'
 
-  protected begin(framing: Framing, length: number): void {
+  protected _begin(framing: Framing, length: number): void {
     if (this._state !== 'head') throw writeError('head() called twice')
     this.framing = framing
     this._length = length
@@ -241,7 +241,7 @@ export class ResponseWriter extends MessageWriter {
       else if (this._versionMinor === 0) lines += 'Connection: keep-alive\r\n'
     }
     this.keepAlive = status === 101 ? false : keepAlive
-    this.begin(framing, length ?? 0)
+    this._begin(framing, length ?? 0)
     return latin1Bytes(`HTTP/1.1 ${status} ${reason}\r\n${lines}\r\n`)
   }
 }
@@ -294,7 +294,7 @@ export class RequestWriter extends MessageWriter {
     }
     this.keepAlive = (init.keepAlive ?? true) && !f.close
     if (!this.keepAlive) lines += 'Connection: close\r\n'
-    this.begin(framing, length ?? 0)
+    this._begin(framing, length ?? 0)
     return latin1Bytes(`${init.method} ${init.target} HTTP/1.1\r\n${lines}\r\n`)
   }
 }

@@ -52,9 +52,7 @@ export function encodeMessageBody(msg: Message): string {
   if (typeof msg !== 'object' || msg === null || !Object.hasOwn(MESSAGE_SCHEMAS, msg.type)) {
     throw new WsfrpError('ERR_MSG_PROTOCOL', `unknown frp message type ${String((msg as { type?: unknown } | null)?.type)}`)
   }
-  const schema = MESSAGE_SCHEMAS[msg.type]
-  if (schema === undefined) throw new WsfrpError('ERR_MSG_PROTOCOL', `unknown frp message type ${String(msg.type)}`)
-  return encodeObject(schema, msg as unknown as Record<string, unknown>, msg.type)
+  return encodeObject(MESSAGE_SCHEMAS[msg.type], msg as unknown as Record<string, unknown>, msg.type)
 }
 
 /**

@@ -9,13 +9,14 @@
  * `UnmarshalTypeError`, on which golib fails the read and frp drops the connection).
  */
 import { WsfrpError } from '../errors.js'
-import type { FieldKind, FieldSpec, Schema } from './schema.js'
+import type { FieldKind, Schema } from './schema.js'
 
 /** Go int64 bounds. Larger JSON integers fail in Go with an overflow error. */
 const INT64_LIMIT = 2 ** 63
 
+/** A field value of the wrong type; `what` is what was expected. */
 function invalid(path: string, what: string): WsfrpError {
-  return new WsfrpError('ERR_MSG_PROTOCOL', `frp message field ${path}: ${what}`)
+  return new WsfrpError('ERR_MSG_PROTOCOL', `frp message field ${path}: expected ${what}`)
 }
 
 const HTML_UNSAFE = /[<>&\u2028\u2029]/g
@@ -48,138 +49,92 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** Encodes one value; `undefined` means "omit" (omitempty on a zero value). */
-function encodeValue(field: FieldSpec, value: unknown, path: string): string | undefined {
-  const kind = field.kind
-  if (value === undefined || value === null) {
-    if (!field.always) return undefined
-    value = kind === 'string' ? '' : kind === 'bool' ? false : 0
-  }
+/**
+ * Checks one field value against its kind, both ways in one place so that reading and writing
+ * agree on what is valid: with `enc` it returns the value as JSON text, else the value as read
+ * (JSON null inside maps and lists becomes Go's zero value there; in writing it is an error).
+ */
+function convert(kind: FieldKind, v: unknown, path: string, enc: boolean): unknown {
   switch (kind) {
-    case 'string':
-      if (typeof value !== 'string') throw invalid(path, 'expected a string')
-      return value === '' && !field.always ? undefined : goQuote(value)
-    case 'bool':
-      if (typeof value !== 'boolean') throw invalid(path, 'expected a boolean')
-      return value ? 'true' : field.always ? 'false' : undefined
-    case 'int':
-    case 'uint16':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid(path, 'expected a safe integer')
-      if (kind === 'uint16' && (value < 0 || value > 0xffff)) throw invalid(path, 'expected an integer 0…65535')
-      return value === 0 && !field.always ? undefined : String(value)
-    case 'stringMap': {
-      if (!isPlainObject(value)) throw invalid(path, 'expected an object of strings')
-      const keys = Object.keys(value).sort(compareCodePoints)
-      if (keys.length === 0) return undefined
+    case 's':
+      if (typeof v !== 'string') throw invalid(path, 'a string')
+      return enc ? goQuote(v) : v
+    case 'b':
+      if (typeof v !== 'boolean') throw invalid(path, 'a boolean')
+      return enc ? String(v) : v
+    case 'i':
+      // Writing only sends what a double holds exactly; reading takes what fits Go's int64.
+      if (typeof v !== 'number' || !(enc ? Number.isSafeInteger(v) : Number.isInteger(v) && Math.abs(v) < INT64_LIMIT)) {
+        throw invalid(path, enc ? 'a safe integer' : 'an int64')
+      }
+      return enc ? String(v) : v
+    case 'u':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff) throw invalid(path, 'an integer 0…65535')
+      return enc ? String(v) : v
+    case 'm': {
+      if (!isPlainObject(v)) throw invalid(path, 'an object of strings')
+      const out: Record<string, string> = {}
       const parts: string[] = []
-      for (const k of keys) {
-        const v = value[k]
-        if (typeof v !== 'string') throw invalid(`${path}.${k}`, 'expected a string')
-        parts.push(goQuote(k) + ':' + goQuote(v))
+      for (const k of enc ? Object.keys(v).sort(compareCodePoints) : Object.keys(v)) {
+        const x = v[k]
+        if (typeof x !== 'string' && (enc || x !== null)) throw invalid(`${path}.${k}`, 'a string')
+        if (enc) parts.push(goQuote(k) + ':' + goQuote(x as string))
+        // defineProperty: a key named "__proto__" must become data, not a prototype change.
+        else Object.defineProperty(out, k, { value: x ?? '', enumerable: true, writable: true, configurable: true })
       }
-      return '{' + parts.join(',') + '}'
+      return enc ? '{' + parts.join(',') + '}' : out
     }
-    case 'stringArray': {
-      if (!Array.isArray(value)) throw invalid(path, 'expected an array of strings')
-      if (value.length === 0) return undefined
-      const parts: string[] = []
-      for (let i = 0; i < value.length; i++) {
-        const v: unknown = value[i]
-        if (typeof v !== 'string') throw invalid(`${path}[${i}]`, 'expected a string')
-        parts.push(goQuote(v))
+    case 'a':
+    default: {
+      if (typeof kind === 'object' && '_object' in kind) {
+        if (!isPlainObject(v)) throw invalid(path, 'an object')
+        return (enc ? encodeObject : decodeObject)(kind._object, v, path)
       }
-      return '[' + parts.join(',') + ']'
+      if (!Array.isArray(v)) throw invalid(path, kind === 'a' ? 'an array of strings' : 'an array of objects')
+      const items = v.map((x: unknown, i): unknown => {
+        const p = `${path}[${i}]`
+        if (kind === 'a') {
+          if (typeof x !== 'string' && (enc || x !== null)) throw invalid(p, 'a string')
+          return enc ? goQuote(x as string) : (x ?? '')
+        }
+        if (x === null && !enc) return {}
+        if (!isPlainObject(x)) throw invalid(p, 'an object')
+        return (enc ? encodeObject : decodeObject)(kind._array, x, p)
+      })
+      return enc ? '[' + items.join(',') + ']' : items
     }
-    default:
-      if ('object' in kind) {
-        // Go never omits a struct-valued field, even with omitempty; we only write it when the
-        // caller set it, so a 0.44-era Login stays byte-identical to frpc 0.44's (wire doc §14).
-        if (!isPlainObject(value)) throw invalid(path, 'expected an object')
-        return encodeObject(kind.object, value, path)
-      }
-      if (!Array.isArray(value)) throw invalid(path, 'expected an array of objects')
-      if (value.length === 0) return undefined
-      return '[' + value.map((v: unknown, i) => {
-        if (!isPlainObject(v)) throw invalid(`${path}[${i}]`, 'expected an object')
-        return encodeObject(kind.array, v, `${path}[${i}]`)
-      }).join(',') + ']'
   }
 }
 
 /** Encodes `obj` as a JSON object with the schema's fields in order; other properties are ignored. */
 export function encodeObject(schema: Schema, obj: Readonly<Record<string, unknown>>, path: string): string {
-  let out = '{'
-  let first = true
-  for (const field of schema.fields) {
-    const enc = encodeValue(field, obj[field.name], `${path}.${field.name}`)
-    if (enc === undefined) continue
-    out += (first ? '"' : ',"') + field.name + '":' + enc
-    first = false
-  }
-  return out + '}'
-}
-
-function decodeValue(kind: FieldKind, value: unknown, path: string): unknown {
-  switch (kind) {
-    case 'string':
-      if (typeof value !== 'string') throw invalid(path, 'expected a string')
-      return value
-    case 'bool':
-      if (typeof value !== 'boolean') throw invalid(path, 'expected a boolean')
-      return value
-    case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) >= INT64_LIMIT) {
-        throw invalid(path, 'expected an int64')
-      }
-      return value
-    case 'uint16':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffff) {
-        throw invalid(path, 'expected a uint16')
-      }
-      return value
-    case 'stringMap': {
-      if (!isPlainObject(value)) throw invalid(path, 'expected an object of strings')
-      const out: Record<string, string> = {}
-      for (const k of Object.keys(value)) {
-        const v = value[k]
-        // Go decodes a JSON null map value to the zero string.
-        if (v !== null && typeof v !== 'string') throw invalid(`${path}.${k}`, 'expected a string')
-        // defineProperty: a key named "__proto__" must become data, not a prototype change.
-        Object.defineProperty(out, k, { value: v ?? '', enumerable: true, writable: true, configurable: true })
-      }
-      return out
+  const always = schema._always
+  let out = ''
+  for (const { _name: name, _kind: kind } of schema._fields) {
+    let v = obj[name]
+    if (v === undefined || v === null) {
+      if (!always) continue
+      v = kind === 's' ? '' : kind === 'b' ? false : 0
     }
-    case 'stringArray': {
-      if (!Array.isArray(value)) throw invalid(path, 'expected an array of strings')
-      return value.map((v: unknown, i) => {
-        if (v !== null && typeof v !== 'string') throw invalid(`${path}[${i}]`, 'expected a string')
-        return v ?? ''
-      })
-    }
-    default:
-      if ('object' in kind) {
-        if (!isPlainObject(value)) throw invalid(path, 'expected an object')
-        return decodeObject(kind.object, value, path)
-      }
-      if (!Array.isArray(value)) throw invalid(path, 'expected an array of objects')
-      return value.map((v: unknown, i) => {
-        if (v === null) return {}
-        if (!isPlainObject(v)) throw invalid(`${path}[${i}]`, 'expected an object')
-        return decodeObject(kind.array, v, `${path}[${i}]`)
-      })
+    const text = convert(kind, v, `${path}.${name}`, true) as string
+    // omitempty leaves out zero values: "", false, 0, empty maps and slices. Go never omits a
+    // struct-valued field; we only write one when the caller set it, so a 0.44-era Login stays
+    // byte-identical to frpc 0.44's (wire doc §14).
+    if (!always && (text === '""' || text === 'false' || text === '0' || text === '[]' || (text === '{}' && kind === 'm'))) continue
+    out += `,"${name}":${text}`
   }
+  return '{' + out.slice(1) + '}'
 }
 
 /** Picks the schema's fields out of a parsed JSON object, checking their JSON types. */
 export function decodeObject(schema: Schema, raw: Readonly<Record<string, unknown>>, path: string): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(raw)) {
-    const field = schema.byName.get(key) ?? schema.byLowerName.get(key.toLowerCase())
-    if (field === undefined) continue // unknown fields are ignored, as in Go
+    // Unknown fields are ignored, as in Go.
+    const field = schema._byName.get(key) ?? schema._byLowerName.get(key.toLowerCase())
     const value = raw[key]
     // Go leaves a field untouched on JSON null; an earlier duplicate key keeps its value.
-    if (value === null) continue
-    out[field.name] = decodeValue(field.kind, value, `${path}.${field.name}`)
+    if (field !== undefined && value !== null) out[field._name] = convert(field._kind, value, `${path}.${field._name}`, false)
   }
   return out
 }

@@ -128,7 +128,11 @@ class ContinuationConn implements Conn {
   private _paused = false
   private _flushScheduled = false
 
-  constructor(private readonly _inner: Conn) {}
+  private readonly _inner: Conn
+
+  constructor(inner: Conn) {
+    this._inner = inner
+  }
 
   get canPause(): boolean {
     return this._inner.canPause

@@ -28,7 +28,7 @@ export interface PushOneResult {
 
 export class MessageReader {
   /** Largest body accepted, bytes. */
-  readonly maxMessageSize: number
+  private readonly _max: number
   private readonly _header = new Uint8Array(MESSAGE_HEADER_SIZE)
   private _headerFill = 0
   private _body: Uint8Array | undefined
@@ -37,7 +37,7 @@ export class MessageReader {
 
   /** @param opts `maxMessageSize` defaults to 10,240 bytes (frp's limit). */
   constructor(opts?: MessageCodecOptions) {
-    this.maxMessageSize = resolveMaxMessageSize(opts)
+    this._max = resolveMaxMessageSize(opts)
   }
 
   /** Bytes of an incomplete message currently held (0 at a message boundary). */
@@ -92,7 +92,7 @@ export class MessageReader {
           // Fast path: the whole header is in this chunk.
           const typeByte = chunk[off]!
           checkTypeByte(typeByte)
-          const len = readBodyLength(chunk, off, this.maxMessageSize)
+          const len = readBodyLength(chunk, off, this._max)
           const start = off + MESSAGE_HEADER_SIZE
           if (chunk.length - start >= len) {
             // The whole message is here: decode from a view, no copy.
@@ -112,7 +112,7 @@ export class MessageReader {
         this._headerFill += n
         off += n
         if (this._headerFill < MESSAGE_HEADER_SIZE) return { off }
-        this._body = new Uint8Array(readBodyLength(this._header, 0, this.maxMessageSize))
+        this._body = new Uint8Array(readBodyLength(this._header, 0, this._max))
         this._bodyFill = 0
         // A zero-length body is complete now (it then fails to decode as JSON, as in Go).
         if (this._body.length === 0) return { msg: this._finish(), off }

@@ -5,217 +5,112 @@
  * order (`frp@v0.44.0:pkg/msg/msg.go`, `frp@v0.70.1:pkg/msg/msg.go`), with the fields that exist in
  * only one of the two versions slotted where that version declares them. Emitting in this order is
  * what makes our Login byte-identical to frpc's (wire doc §14, `login-tcp-ping` capture).
+ *
+ * The layouts are written as short strings and expanded once at load: this table ships in the
+ * service-worker bundle, where nested array literals cost about twice the bytes.
  */
 import type { MessageType } from './types.js'
 
-/** How a field is represented in JSON and which values are valid. */
-export type FieldKind =
-  | 'string'
-  | 'bool'
-  /** Go `int` / `int64`: a JSON integer. */
-  | 'int'
-  /** Go `uint16`: a JSON integer 0 … 65535. */
-  | 'uint16'
-  /** Go `map[string]string`. encoding/json writes the keys sorted. */
-  | 'stringMap'
-  /** Go `[]string`. */
-  | 'stringArray'
-  /** A nested Go struct. */
-  | { readonly object: Schema }
-  /** A Go slice of structs. */
-  | { readonly array: Schema }
+/**
+ * How a field is represented in JSON and which values are valid:
+ * `s` string, `b` bool, `i` Go `int` / `int64` (a JSON integer), `u` Go `uint16` (0 … 65535),
+ * `m` Go `map[string]string` (encoding/json writes the keys sorted), `a` Go `[]string`,
+ * or a nested Go struct (`_object`) or slice of structs (`_array`).
+ */
+export type FieldKind = 's' | 'b' | 'i' | 'u' | 'm' | 'a' | { readonly _object: Schema } | { readonly _array: Schema }
 
 export interface FieldSpec {
-  readonly name: string
-  readonly kind: FieldKind
-  /**
-   * True when Go always writes the field (no `omitempty`), as for the untagged fields of
-   * `net.UDPAddr`. Otherwise a zero value is left out, like Go's `omitempty`.
-   */
-  readonly always?: boolean
+  readonly _name: string
+  readonly _kind: FieldKind
 }
 
 export interface Schema {
-  readonly fields: readonly FieldSpec[]
+  readonly _fields: readonly FieldSpec[]
+  /**
+   * True when Go always writes every field (no `omitempty`), as for the untagged fields of
+   * `net.UDPAddr`. Otherwise a zero value is left out, like Go's `omitempty`.
+   */
+  readonly _always: boolean
   /** Exact JSON name → field. */
-  readonly byName: ReadonlyMap<string, FieldSpec>
+  readonly _byName: ReadonlyMap<string, FieldSpec>
   /**
    * Lower-cased JSON name → field. Go's decoder prefers an exact key match but also accepts a
    * case-insensitive one (encoding/json `Unmarshal` docs); we approximate Go's Unicode case folding
    * with `toLowerCase()`, which agrees for every ASCII key and every name frp uses.
    */
-  readonly byLowerName: ReadonlyMap<string, FieldSpec>
+  readonly _byLowerName: ReadonlyMap<string, FieldSpec>
 }
 
-function schema(fields: readonly (readonly [string, FieldKind] | readonly [string, FieldKind, 'always'])[]): Schema {
-  const specs: FieldSpec[] = fields.map(([name, kind, always]) =>
-    always === 'always' ? { name, kind, always: true } : { name, kind },
-  )
+/**
+ * A struct from its field list: space-separated `name` or `name:k`, where `k` is a letter of
+ * {@link FieldKind} (no suffix: string) or a capital letter naming an entry of `nested`.
+ */
+function schema(spec: string, nested: Readonly<Record<string, FieldKind>> = {}, always = false): Schema {
+  const fields: FieldSpec[] = []
   const byName = new Map<string, FieldSpec>()
   const byLowerName = new Map<string, FieldSpec>()
-  for (const f of specs) {
-    byName.set(f.name, f)
-    byLowerName.set(f.name.toLowerCase(), f)
+  for (const item of spec.split(' ')) {
+    if (item === '') continue
+    const [name, k = 's'] = item.split(':') as [string, string?]
+    const f: FieldSpec = { _name: name, _kind: nested[k] ?? (k as FieldKind) }
+    fields.push(f)
+    byName.set(name, f)
+    byLowerName.set(name.toLowerCase(), f)
   }
-  return { fields: specs, byName, byLowerName }
+  return { _fields: fields, _always: always, _byName: byName, _byLowerName: byLowerName }
 }
 
-const EMPTY = schema([])
-
-const CLIENT_SPEC = schema([
-  ['type', 'string'],
-  ['always_auth_pass', 'bool'],
-])
-
 // net.UDPAddr has no JSON tags: Go writes its exported field names and never omits them.
-const UDP_ADDR = schema([
-  ['IP', 'string', 'always'],
-  ['Port', 'int', 'always'],
-  ['Zone', 'string', 'always'],
-])
+const UDP_ADDR = { _object: schema('IP Port:i Zone', {}, true) }
 
-const PORTS_RANGE = schema([
-  ['from', 'int'],
-  ['to', 'int'],
-])
+const NESTED: Record<string, FieldKind> = {
+  // ClientSpec inside Login (v0.53+).
+  C: { _object: schema('type always_auth_pass:b') },
+  U: UDP_ADDR,
+  // NatHoleDetectBehavior inside NatHoleResp (v0.70), with its []PortsRange.
+  D: { _object: schema('role mode:i ttl:i send_delay_ms:i read_timeout:i candidate_ports:P send_random_ports:i listen_random_ports:i', { P: { _array: schema('from:i to:i') } }) },
+}
 
-const DETECT_BEHAVIOR = schema([
-  ['role', 'string'],
-  ['mode', 'int'],
-  ['ttl', 'int'],
-  ['send_delay_ms', 'int'],
-  ['read_timeout', 'int'],
-  ['candidate_ports', { array: PORTS_RANGE }],
-  ['send_random_ports', 'int'],
-  ['listen_random_ports', 'int'],
-])
+/**
+ * Every message: its v1 type byte as a character (`frp@v0.44.0:pkg/msg/msg.go:19-61`,
+ * `frp@v0.70.1:pkg/msg/msg.go:22-62`; these bytes are the wire format: never change one), then its
+ * fields in frp struct order. Version notes:
+ * - Login: client_id v0.67+, client_spec v0.53+. LoginResp: server_udp_port v0.44 … v0.48.
+ * - NewProxy: bandwidth_limit(_mode) v0.47+, annotations v0.55+, response_headers v0.58+, allow_users v0.50+.
+ * - NewVisitorConn: run_id v0.50+.
+ * - NatHoleVisitor: transaction_id, pre_check, protocol and *_addrs v0.70.
+ * - NatHoleResp: transaction_id, protocol, candidate_addrs, assisted_addrs, detect_behavior v0.70;
+ *   visitor_addr, client_addr v0.44.
+ * - NatHoleClientDetectOK ('d') v0.44 … v0.48 only; NatHoleReport ('6') v0.49+ only.
+ */
+const LAYOUTS: Readonly<Record<MessageType, string>> = {
+  Login: 'o version hostname os arch user privilege_key timestamp:i run_id client_id metas:m client_spec:C pool_count:i',
+  LoginResp: '1 version run_id server_udp_port:i error',
+  NewProxy:
+    'p proxy_name proxy_type use_encryption:b use_compression:b bandwidth_limit bandwidth_limit_mode group group_key metas:m annotations:m remote_port:i custom_domains:a subdomain locations:a http_user http_pwd host_header_rewrite headers:m response_headers:m route_by_http_user sk allow_users:a multiplexer',
+  NewProxyResp: '2 proxy_name remote_addr error',
+  CloseProxy: 'c proxy_name',
+  NewWorkConn: 'w run_id privilege_key timestamp:i',
+  ReqWorkConn: 'r',
+  StartWorkConn: 's proxy_name src_addr dst_addr src_port:u dst_port:u error',
+  NewVisitorConn: 'v run_id proxy_name sign_key timestamp:i use_encryption:b use_compression:b',
+  NewVisitorConnResp: '3 proxy_name error',
+  Ping: 'h privilege_key timestamp:i',
+  Pong: '4 error',
+  UDPPacket: 'u c l:U r:U',
+  NatHoleVisitor: 'i transaction_id proxy_name pre_check:b protocol sign_key timestamp:i mapped_addrs:a assisted_addrs:a',
+  NatHoleClient: 'n transaction_id proxy_name sid mapped_addrs:a assisted_addrs:a',
+  NatHoleResp: 'm transaction_id sid visitor_addr client_addr protocol candidate_addrs:a assisted_addrs:a detect_behavior:D error',
+  NatHoleClientDetectOK: 'd',
+  NatHoleSid: '5 transaction_id sid response:b nonce',
+  NatHoleReport: '6 sid success:b',
+}
 
+/** The v1 type byte of every message. */
+export const TYPE_BYTES = {} as Record<MessageType, number>
 /** The schema of every message type, in frp struct field order. */
-export const MESSAGE_SCHEMAS: Readonly<Record<MessageType, Schema>> = {
-  Login: schema([
-    ['version', 'string'],
-    ['hostname', 'string'],
-    ['os', 'string'],
-    ['arch', 'string'],
-    ['user', 'string'],
-    ['privilege_key', 'string'],
-    ['timestamp', 'int'],
-    ['run_id', 'string'],
-    ['client_id', 'string'], // v0.67+
-    ['metas', 'stringMap'],
-    ['client_spec', { object: CLIENT_SPEC }], // v0.53+
-    ['pool_count', 'int'],
-  ]),
-  LoginResp: schema([
-    ['version', 'string'],
-    ['run_id', 'string'],
-    ['server_udp_port', 'int'], // v0.44 … v0.48
-    ['error', 'string'],
-  ]),
-  NewProxy: schema([
-    ['proxy_name', 'string'],
-    ['proxy_type', 'string'],
-    ['use_encryption', 'bool'],
-    ['use_compression', 'bool'],
-    ['bandwidth_limit', 'string'], // v0.47+
-    ['bandwidth_limit_mode', 'string'], // v0.47+
-    ['group', 'string'],
-    ['group_key', 'string'],
-    ['metas', 'stringMap'],
-    ['annotations', 'stringMap'], // v0.55+
-    ['remote_port', 'int'],
-    ['custom_domains', 'stringArray'],
-    ['subdomain', 'string'],
-    ['locations', 'stringArray'],
-    ['http_user', 'string'],
-    ['http_pwd', 'string'],
-    ['host_header_rewrite', 'string'],
-    ['headers', 'stringMap'],
-    ['response_headers', 'stringMap'], // v0.58+
-    ['route_by_http_user', 'string'],
-    ['sk', 'string'],
-    ['allow_users', 'stringArray'], // v0.50+
-    ['multiplexer', 'string'],
-  ]),
-  NewProxyResp: schema([
-    ['proxy_name', 'string'],
-    ['remote_addr', 'string'],
-    ['error', 'string'],
-  ]),
-  CloseProxy: schema([['proxy_name', 'string']]),
-  NewWorkConn: schema([
-    ['run_id', 'string'],
-    ['privilege_key', 'string'],
-    ['timestamp', 'int'],
-  ]),
-  ReqWorkConn: EMPTY,
-  StartWorkConn: schema([
-    ['proxy_name', 'string'],
-    ['src_addr', 'string'],
-    ['dst_addr', 'string'],
-    ['src_port', 'uint16'],
-    ['dst_port', 'uint16'],
-    ['error', 'string'],
-  ]),
-  NewVisitorConn: schema([
-    ['run_id', 'string'], // v0.50+
-    ['proxy_name', 'string'],
-    ['sign_key', 'string'],
-    ['timestamp', 'int'],
-    ['use_encryption', 'bool'],
-    ['use_compression', 'bool'],
-  ]),
-  NewVisitorConnResp: schema([
-    ['proxy_name', 'string'],
-    ['error', 'string'],
-  ]),
-  Ping: schema([
-    ['privilege_key', 'string'],
-    ['timestamp', 'int'],
-  ]),
-  Pong: schema([['error', 'string']]),
-  UDPPacket: schema([
-    ['c', 'string'],
-    ['l', { object: UDP_ADDR }],
-    ['r', { object: UDP_ADDR }],
-  ]),
-  NatHoleVisitor: schema([
-    ['transaction_id', 'string'], // v0.70 (with pre_check, protocol, *_addrs)
-    ['proxy_name', 'string'],
-    ['pre_check', 'bool'],
-    ['protocol', 'string'],
-    ['sign_key', 'string'],
-    ['timestamp', 'int'],
-    ['mapped_addrs', 'stringArray'],
-    ['assisted_addrs', 'stringArray'],
-  ]),
-  NatHoleClient: schema([
-    ['transaction_id', 'string'],
-    ['proxy_name', 'string'],
-    ['sid', 'string'],
-    ['mapped_addrs', 'stringArray'],
-    ['assisted_addrs', 'stringArray'],
-  ]),
-  NatHoleResp: schema([
-    ['transaction_id', 'string'], // v0.70
-    ['sid', 'string'],
-    ['visitor_addr', 'string'], // v0.44
-    ['client_addr', 'string'], // v0.44
-    ['protocol', 'string'], // v0.70
-    ['candidate_addrs', 'stringArray'], // v0.70
-    ['assisted_addrs', 'stringArray'], // v0.70
-    ['detect_behavior', { object: DETECT_BEHAVIOR }], // v0.70
-    ['error', 'string'],
-  ]),
-  NatHoleClientDetectOK: EMPTY,
-  NatHoleSid: schema([
-    ['transaction_id', 'string'],
-    ['sid', 'string'],
-    ['response', 'bool'],
-    ['nonce', 'string'],
-  ]),
-  NatHoleReport: schema([
-    ['sid', 'string'],
-    ['success', 'bool'],
-  ]),
+export const MESSAGE_SCHEMAS = {} as Readonly<Record<MessageType, Schema>>
+for (const [type, layout] of Object.entries(LAYOUTS) as [MessageType, string][]) {
+  TYPE_BYTES[type] = layout.charCodeAt(0)
+  ;(MESSAGE_SCHEMAS as Record<MessageType, Schema>)[type] = schema(layout.slice(1), NESTED)
 }

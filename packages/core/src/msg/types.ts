@@ -9,6 +9,7 @@
  *
  * Integers are JS numbers: exact up to 2^53, which covers ports, counts and Unix-second timestamps.
  */
+import { TYPE_BYTES } from './schema.js'
 
 /** `ClientSpec` inside Login (frp ≥ v0.53; only used by frp's internal SSH-tunnel gateway). */
 export interface ClientSpec {
@@ -284,28 +285,13 @@ export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>
 /**
  * The v1 type byte of every message (`frp@v0.44.0:pkg/msg/msg.go:19-61`,
  * `frp@v0.70.1:pkg/msg/msg.go:22-62`). These bytes are the wire format: never change one.
+ * Login 'o', LoginResp '1', NewProxy 'p', NewProxyResp '2', CloseProxy 'c', NewWorkConn 'w',
+ * ReqWorkConn 'r', StartWorkConn 's', NewVisitorConn 'v', NewVisitorConnResp '3', Ping 'h',
+ * Pong '4', UDPPacket 'u', NatHoleVisitor 'i', NatHoleClient 'n', NatHoleResp 'm',
+ * NatHoleClientDetectOK 'd' (v0.44 … v0.48), NatHoleSid '5', NatHoleReport '6' (v0.49+).
+ * They are stored once, with each message's fields, in `schema.ts`.
  */
-export const MESSAGE_TYPE_BYTES: Readonly<Record<MessageType, number>> = Object.freeze({
-  Login: 0x6f, // 'o'
-  LoginResp: 0x31, // '1'
-  NewProxy: 0x70, // 'p'
-  NewProxyResp: 0x32, // '2'
-  CloseProxy: 0x63, // 'c'
-  NewWorkConn: 0x77, // 'w'
-  ReqWorkConn: 0x72, // 'r'
-  StartWorkConn: 0x73, // 's'
-  NewVisitorConn: 0x76, // 'v'
-  NewVisitorConnResp: 0x33, // '3'
-  Ping: 0x68, // 'h'
-  Pong: 0x34, // '4'
-  UDPPacket: 0x75, // 'u'
-  NatHoleVisitor: 0x69, // 'i'
-  NatHoleClient: 0x6e, // 'n'
-  NatHoleResp: 0x6d, // 'm'
-  NatHoleClientDetectOK: 0x64, // 'd' (v0.44 … v0.48)
-  NatHoleSid: 0x35, // '5'
-  NatHoleReport: 0x36, // '6' (v0.49+)
-})
+export const MESSAGE_TYPE_BYTES: Readonly<Record<MessageType, number>> = Object.freeze({ ...TYPE_BYTES })
 
 const BYTE_TO_TYPE: (MessageType | undefined)[] = new Array<MessageType | undefined>(256).fill(undefined)
 for (const [name, byte] of Object.entries(MESSAGE_TYPE_BYTES) as [MessageType, number][]) {
