@@ -1,7 +1,7 @@
 /**
  * The "Try it in your browser" demo that wsfrps serves itself (packages/server/src/demo.ts and
- * client-web's src/demo). First its rules, checked with the browser client's `connect()` in Node
- * (what a visitor could do with the demo token by hand); then the real thing in headless Chromium:
+ * client-web's src/demo). Each session is a generated [[auth.users]] user. First its rules, checked
+ * with the browser client's `connect()` in Node (what a visitor could do with its token by hand); then the real thing in headless Chromium:
  * landing page → click → the tab publishes `demo-<id>.<subDomainHost>` → a screenshot, and Node
  * fetches that URL through the vhost.
  */
@@ -78,13 +78,13 @@ function outcome(client: WsfrpClient, name: string): Promise<{ status: string; d
   })
 }
 
-function demoClient(port: number, s: Session, proxy: Partial<WebProxy> & { type: 'http' | 'tcp' }, over: { token?: string; user?: string; metas?: Record<string, string>; path?: string } = {}): WsfrpClient {
+function demoClient(port: number, s: Session, proxy: Partial<WebProxy> & { type: 'http' | 'tcp' }, over: { token?: string; user?: string } = {}): WsfrpClient {
   const handler = proxy.type === 'http' ? () => new Response('from a demo client in Node') : () => {}
   return connect({
-    serverURL: `ws://127.0.0.1:${port}${over.path ?? s.wsPath}`,
+    serverURL: `ws://127.0.0.1:${port}${s.wsPath}`,
     token: over.token ?? s.token,
     user: over.user ?? s.user,
-    metas: over.metas ?? s.metas,
+    metas: s.metas,
     reconnect: false,
     proxies: [{ name: 'web', handler, ...proxy } as WebProxy],
   })
@@ -117,6 +117,9 @@ describe('browser demo: what a demo session may do', () => {
     const s = await newSession(port)
     assert.match(s.subdomain, /^demo-[0-9a-f]{10}$/)
     assert.equal(s.user, s.subdomain)
+    // The server's own WebSocket path: a demo session is an ordinary (generated) user.
+    assert.equal(s.wsPath, '/~!frp')
+    assert.deepEqual(s.metas, {})
     assert.equal(s.publicURL, `http://${s.subdomain}.${DOMAIN}:${port}/`)
     assert.notEqual(s.token, TOKEN)
     assert.ok(s.expiresAt > Date.now() + 50_000)
@@ -134,10 +137,12 @@ describe('browser demo: what a demo session may do', () => {
     const r = await request(port, '/', { host: `${s.subdomain}.${DOMAIN}` })
     assert.equal(r.body.toString(), 'from a demo client in Node')
 
+    // The user's restrictions, checked by the same code as a configured user's (tenants.ts).
+    const user = s.user
     const refusals: [Partial<WebProxy> & { type: 'http' | 'tcp' }, RegExp][] = [
-      [{ type: 'http', subdomain: 'www' }, /only use subdomain = "demo-/],
-      [{ type: 'http', subdomain: s.subdomain, customDomains: ['evil.example'] }, /only use subdomain|customDomains/],
-      [{ type: 'tcp', remotePort: 0 }, /only publish http proxies/],
+      [{ type: 'http', subdomain: 'www' }, new RegExp(`subdomain \\[www\\].* is not allowed for user \\[${user}\\]`)],
+      [{ type: 'http', subdomain: s.subdomain, customDomains: ['evil.example'] }, new RegExp(`custom domain \\[evil\\.example\\] is not allowed for user \\[${user}\\]`)],
+      [{ type: 'tcp', remotePort: 0 }, new RegExp(`proxy type \\[tcp\\] is not allowed for user \\[${user}\\] \\(allowed: http\\)`)],
     ]
     for (const [i, [proxy, why]] of refusals.entries()) {
       const c = track(demoClient(port, s, { ...proxy, name: `x${i}` } as typeof proxy))
@@ -151,17 +156,13 @@ describe('browser demo: what a demo session may do', () => {
     assert.deepEqual(server.proxies.proxies.map((p) => p.type), ['http'])
   })
 
-  test('logins without a valid ticket, or with the wrong token, are refused', { timeout: 20_000 }, async () => {
+  test('a wrong token or another session\'s token is refused; names outside demo-<id>. are refused', { timeout: 20_000 }, async () => {
     const s = await newSession(port)
-    const forged = s.metas.demo_ticket!.replace(/^[0-9a-f]{10}/, '0123456789')
+    const other = await newSession(port)
     const cases: [Parameters<typeof demoClient>[3], RegExp][] = [
-      [{ metas: {} }, /only takes demo sessions/],
-      [{ metas: { demo_ticket: forged }, user: 'demo-0123456789' }, /only takes demo sessions/],
-      [{ user: 'someone-else' }, /logs in as user demo-/],
-      // The server's real token is not the demo's: refused on the demo path.
-      [{ token: TOKEN }, /token/],
-      // And the demo token does not open the server's own path.
-      [{ path: '/~!frp' }, /token/],
+      [{ token: 'not-a-demo-token' }, /token/],
+      // frp's `user` names the user whose token is tried: another session's token does not match.
+      [{ token: other.token }, /token/],
     ]
     for (const [over, why] of cases) {
       const c = track(demoClient(port, s, { type: 'http', subdomain: s.subdomain }, over))
@@ -170,6 +171,13 @@ describe('browser demo: what a demo session may do', () => {
       assert.match(o.detail, why)
       await c.close()
     }
+    // Its own token under another frp user logs in, but proxy names then leave demo-<id>.
+    const renamed = track(demoClient(port, s, { type: 'http', subdomain: s.subdomain }, { user: 'someone-else' }))
+    const o = await outcome(renamed, 'web')
+    assert.equal(o.status, 'error')
+    assert.match(o.detail, new RegExp(`proxy names of user \\[${s.user}\\] must start with "${s.user}\\."`))
+    await renamed.close()
+    await waitUntil('the renamed client to go', () => server.demo!.sessions === 1)
   })
 
   test('sessions are limited in number', { timeout: 20_000 }, async () => {
@@ -184,7 +192,7 @@ describe('browser demo: what a demo session may do', () => {
 })
 
 describe('browser demo: sessions expire', () => {
-  test('the server ends a session at its expiry and refuses its ticket afterwards', { timeout: 20_000 }, async () => {
+  test('the server ends a session at its expiry and refuses its token afterwards', { timeout: 20_000 }, async () => {
     const server = createServer(
       { bindAddr: '127.0.0.1', bindPort: 0, subDomainHost: DOMAIN, auth: { token: TOKEN } },
       { logger: noopLogger, yamux: { keepAliveInterval: 0 }, demo: { ttlSeconds: 1 } },
@@ -200,14 +208,17 @@ describe('browser demo: sessions expire', () => {
         reconnect: { initialDelayMs: 10, maxDelayMs: 10 },
         proxies: [{ name: 'web', type: 'http', subdomain: s.subdomain, handler: () => new Response('x') }],
       })
+      const running = outcome(c, 'web')
       const ended = new Promise<Error | undefined>((resolve) => {
         c.addEventListener('status', (ev) => {
           const e = ev as StatusEvent
-          // The first offline is the server closing the session; the reconnect is then refused.
-          if (e.status === 'offline' && /expired/.test(e.error?.message ?? '')) resolve(e.error)
+          // The first offline is the server closing the session; the reconnect is then refused:
+          // the generated user's token was withdrawn.
+          if (e.status === 'offline' && /token/.test(e.error?.message ?? '')) resolve(e.error)
         })
       })
-      assert.match((await ended)?.message ?? '', /the demo session has expired/)
+      assert.equal((await running).status, 'running')
+      assert.match((await ended)?.message ?? '', /doesn't match token/)
       await c.close()
       assert.equal(server.demo!.sessions, 0)
     } finally {

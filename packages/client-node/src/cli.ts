@@ -4,18 +4,22 @@
  *
  *   wsfrpc -c client.toml          run with a configuration file
  *   wsfrpc verify -c client.toml   check a configuration file
+ *   wsfrpc reload -c client.toml   make the running wsfrpc reload its file (admin API, webServer)
+ *   wsfrpc status -c client.toml   show the running wsfrpc's proxies (admin API, webServer)
  *   wsfrpc tcp|http -s URL …       quick mode, one proxy, no file (frpc's `frpc tcp …`)
  *
  * Output: log lines (stdout, or `log.to`); one ready line per proxy on stdout when it comes up,
  * `[name] tcp proxy running: 127.0.0.1:22 ⇐ host:6000`; fatal errors as `wsfrpc: …` on stderr, exit
  * code 2 for a malformed command line (as wsfrps), 1 for the rest. SIGTERM/SIGINT close gracefully
  * and exit 0. SIGHUP reads the configuration file again and applies its proxies (a file that does
- * not validate is refused, its problems logged, and the running configuration kept).
+ * not validate is refused, its problems logged, and the running configuration kept); so does
+ * `GET /api/reload` on the admin API when `webServer.port` is set (admin.ts).
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, formatConfigIssue, validateClientConfig, type ClientConfig, type ConfigIssue } from '@wsfrp/core'
 import { loadClientConfigFile } from '@wsfrp/node'
-import { createClient, readyLine } from './client.js'
+import { adminURL, callAdmin, startAdminServer, type AdminServer, type AdminStatus, type ReloadOutcome } from './admin.js'
+import { createClient, readyLine, type WsfrpClient } from './client.js'
 import { createLogger, isLogLevel, type ClientLogger } from './logger.js'
 import { redactUrl, serverUrlFor } from './url.js'
 import { VERSION } from './version.js'
@@ -25,6 +29,8 @@ const HELP = `wsfrpc ${VERSION}: frp-compatible tunnel client over one WebSocket
 Usage:
   wsfrpc -c client.toml              run with a configuration file (frp >= 0.52 TOML, or JSON)
   wsfrpc verify -c client.toml       check a configuration file and exit
+  wsfrpc reload -c client.toml       make the wsfrpc running with this file reload it (admin API)
+  wsfrpc status -c client.toml       show the proxies of the wsfrpc running with this file (admin API)
   wsfrpc tcp  -s SERVER --local-port N [--remote-port N] [options]
   wsfrpc http -s SERVER --local-port N (--custom-domain D | --sd LABEL) [options]
   wsfrpc --help | --version
@@ -51,8 +57,10 @@ verify without a CA file. Once a proxy is up this line is printed on stdout:
   [NAME] tcp proxy running: 127.0.0.1:22 ⇐ SERVER-HOST:PORT
 SIGTERM/SIGINT close the session gracefully and exit 0. SIGHUP reloads the configuration file:
 proxies are added, removed or changed without dropping the others (an invalid file is refused and
-the running configuration kept). A malformed command line exits 2; an invalid configuration or a
-failed first login (loginFailExit) exits 1.
+the running configuration kept). With webServer.port set in the file, the admin API (frpc's) listens
+on webServer.addr (default 127.0.0.1): GET /api/status, GET or POST /api/reload, Basic auth with
+webServer.user/password; "wsfrpc reload|status -c FILE" call it. A malformed command line exits 2; an
+invalid configuration, a failed first login (loginFailExit) or a failed reload|status exits 1.
 `
 
 const OPTIONS = {
@@ -122,14 +130,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const misplaced = QUICK_ONLY.find((k) => values[k] !== undefined)
   if (misplaced !== undefined) throw new UsageError(`--${misplaced} is only for the quick modes (wsfrpc tcp|http …)`)
-  if (command !== undefined && command !== 'verify') {
-    throw new UsageError(`unknown command ${JSON.stringify(command)}: use -c FILE, verify, tcp or http (see wsfrpc --help)`)
+  if (command !== undefined && command !== 'verify' && command !== 'reload' && command !== 'status') {
+    throw new UsageError(`unknown command ${JSON.stringify(command)}: use -c FILE, verify, reload, status, tcp or http (see wsfrpc --help)`)
   }
   const file = values.config
   if (file === undefined) {
-    throw new UsageError(command === 'verify' ? 'verify needs a configuration file: wsfrpc verify -c client.toml' : 'no configuration: use -c client.toml, or a quick mode (wsfrpc tcp …); see wsfrpc --help')
+    throw new UsageError(command !== undefined ? `${command} needs a configuration file: wsfrpc ${command} -c client.toml` : 'no configuration: use -c client.toml, or a quick mode (wsfrpc tcp …); see wsfrpc --help')
   }
   const cfg = await loadClientConfigFile(file)
+  if (command === 'reload' || command === 'status') return adminCommand(command, cfg, file)
   if (command === 'verify') {
     const n = cfg.proxies.length
     process.stdout.write(`wsfrpc: the configuration file ${file} syntax is ok (${n} ${n === 1 ? 'proxy' : 'proxies'}, server ${redactUrl(serverUrlFor(cfg))})\n`)
@@ -233,6 +242,7 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: 
   })
 
   let signalled = false
+  let closeAdmin = (): Promise<void> => Promise.resolve()
   const onSignal = (sig: NodeJS.Signals): void => {
     if (signalled) {
       // A second signal while closing: the user wants out now.
@@ -240,7 +250,7 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: 
     }
     signalled = true
     logger.info(`received ${sig}: closing the connection`)
-    void client.stop().then(() => {
+    void Promise.all([client.stop(), closeAdmin()]).then(() => {
       logger.info('stopped')
       logger.close()
       process.exit(0)
@@ -248,28 +258,36 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: 
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  // SIGHUP: the file again, one reload at a time. A file that does not validate changes nothing.
-  let reloads = Promise.resolve()
+  // SIGHUP and the admin API: the file again, one reload at a time. A file that does not validate
+  // changes nothing.
+  let reloads: Promise<unknown> = Promise.resolve()
+  const reload = (why: string): Promise<ReloadOutcome> => {
+    const next = reloads.then(() => reloadFile(client, file!, logger, why))
+    reloads = next.catch(() => {})
+    return next
+  }
   process.on('SIGHUP', () => {
     if (file === undefined) {
       logger.warn('received SIGHUP: nothing to reload (no configuration file in quick mode)')
       return
     }
-    reloads = reloads.then(async () => {
-      logger.info(`received SIGHUP: reloading ${file}`)
-      let next: ClientConfig
-      try {
-        next = await loadClientConfigFile(file)
-      } catch (err) {
-        const problems = err instanceof ConfigError ? err.issues.map(formatConfigIssue) : [(err as Error).message]
-        logger.error(`reload refused: ${file} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}; the running configuration is kept`)
-        for (const p of problems) logger.error(`reload: ${p}`)
-        return
-      }
-      const r = client.reload(next)
-      logger.info(`reloaded ${file}`, { added: r.added.join(',') || undefined, removed: r.removed.join(',') || undefined, changed: r.changed.join(',') || undefined })
-    })
+    void reload('received SIGHUP')
   })
+
+  let admin: AdminServer | undefined
+  if (file !== undefined && cfg.webServer.port !== 0) {
+    try {
+      admin = await startAdminServer({ config: cfg.webServer, client, reload: () => reload('admin API'), logger })
+    } catch (err) {
+      // Like frpc: without its configured admin API the client does not start.
+      const msg = (err as Error).message
+      if (!toConsole) logger.error(msg)
+      logger.close()
+      process.stderr.write(`wsfrpc: ${msg}\n`)
+      return 1
+    }
+  }
+  closeAdmin = () => admin?.close() ?? Promise.resolve()
 
   logger.info(`wsfrpc ${VERSION} starting`, { server: redactUrl(serverUrlFor(cfg)), proxies: cfg.proxies.length, user: cfg.user || undefined })
   try {
@@ -284,6 +302,58 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: 
   }
   // From here the client reconnects forever; the process ends through a signal.
   return new Promise<number>(() => {})
+}
+
+/** Reads `file` again and applies its proxies to `client`; logs the outcome (SIGHUP, admin API). */
+async function reloadFile(client: WsfrpClient, file: string, logger: ClientLogger, why: string): Promise<ReloadOutcome> {
+  logger.info(`${why}: reloading ${file}`)
+  let next: ClientConfig
+  try {
+    next = await loadClientConfigFile(file)
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.issues.map(formatConfigIssue) : [(err as Error).message]
+    const error = `reload refused: ${file} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}; the running configuration is kept`
+    logger.error(error)
+    for (const p of problems) logger.error(`reload: ${p}`)
+    return { ok: false, error, problems }
+  }
+  const r = client.reload(next)
+  logger.info(`reloaded ${file}`, { added: r.added.join(',') || undefined, removed: r.removed.join(',') || undefined, changed: r.changed.join(',') || undefined })
+  return { ok: true, result: r }
+}
+
+/** `wsfrpc reload|status -c FILE`: asks the wsfrpc running with FILE through its admin API. */
+async function adminCommand(command: 'reload' | 'status', cfg: ClientConfig, file: string): Promise<number> {
+  if (cfg.webServer.port === 0) throw new InvalidConfig(`${command} needs the admin API: set webServer.port in ${file} (and restart wsfrpc)`)
+  const { status, body } = await callAdmin(cfg.webServer, 'GET', `/api/${command}`)
+  if (status === 401) throw new InvalidConfig(`the admin API at ${adminURL(cfg.webServer, '')} refused webServer.user/password of ${file}`)
+  if (command === 'reload') {
+    const b = (body ?? {}) as { error?: string; problems?: string[]; added?: string[]; removed?: string[]; changed?: string[]; ignored?: string[] }
+    if (status !== 200) {
+      throw new InvalidConfig([b.error ?? `reload failed: HTTP ${status}`, ...(b.problems ?? [])].join('\n  '))
+    }
+    const list = (xs: string[] | undefined): string => (xs !== undefined && xs.length > 0 ? xs.join(', ') : 'none')
+    process.stdout.write(`reload success (added: ${list(b.added)}; removed: ${list(b.removed)}; changed: ${list(b.changed)})\n`)
+    if (b.ignored !== undefined && b.ignored.length > 0) process.stdout.write(`not applied until wsfrpc restarts: ${b.ignored.join(', ')}\n`)
+    return 0
+  }
+  if (status !== 200 || body === undefined) throw new InvalidConfig(`status failed: HTTP ${status}`)
+  process.stdout.write(formatStatus(body as AdminStatus))
+  return 0
+}
+
+/** frpc's `status` output: one table per type with proxies. */
+function formatStatus(st: AdminStatus): string {
+  let out = ''
+  for (const [type, list] of Object.entries(st)) {
+    if (list.length === 0) continue
+    const rows = [['Name', 'Status', 'LocalAddr', 'RemoteAddr', 'Error'], ...list.map((p) => [p.name, p.status, p.local_addr, p.remote_addr, p.err])]
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+    out += `${type.toUpperCase()}\n`
+    for (const r of rows) out += `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`
+    out += '\n'
+  }
+  return out === '' ? 'no proxies\n' : out
 }
 
 // process.exit: a failed login may leave a WebSocket close handshake pending (up to 30 s in ws);

@@ -32,3 +32,15 @@ export {
   type EnvBypass,
 } from './proxy-agent.js'
 export { VERSION } from './version.js'
+export {
+  startAdminServer,
+  callAdmin,
+  adminStatus,
+  adminURL,
+  ADMIN_MAX_BODY,
+  type AdminServer,
+  type AdminServerOptions,
+  type AdminStatus,
+  type AdminProxyStatus,
+  type ReloadOutcome,
+} from './admin.js'

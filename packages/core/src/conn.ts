@@ -172,3 +172,77 @@ class PipeSink implements ConnSink {
 function abortError(signal: AbortSignal): WsfrpError {
   return new WsfrpError('ERR_CONN_ABORTED', 'pipe aborted', { cause: signal.reason })
 }
+
+/**
+ * A Conn that passes everything through to `inner`, installing itself as `inner`'s sink. The base
+ * for wrappers that count or limit a connection (the server's traffic counters, a user's connection
+ * limit): a subclass overrides only the calls it cares about and calls `super` to pass them on.
+ *
+ * {@link onFinish} is the one place to release what the wrapper holds: it runs exactly once, when
+ * the conn closed (before the sink's `onClose`), or at `destroy()` of a conn that was never started
+ * (no `onClose` will ever come through it then). Wrapping costs one object per connection and
+ * nothing per chunk.
+ */
+export class ForwardingConn implements Conn, ConnSink {
+  /** The sink of whoever started this conn; undefined until `start()`. */
+  protected sink: ConnSink | undefined
+  private finished = false
+
+  constructor(protected readonly inner: Conn) {}
+
+  get canPause(): boolean {
+    return this.inner.canPause
+  }
+
+  start(sink: ConnSink): void {
+    this.sink = sink
+    this.inner.start(this)
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.inner.write(chunk)
+  }
+
+  end(): void {
+    this.inner.end()
+  }
+
+  destroy(err?: Error): void {
+    if (this.sink === undefined) this.finish()
+    this.inner.destroy(err)
+  }
+
+  pause(): void {
+    this.inner.pause()
+  }
+
+  resume(): void {
+    this.inner.resume()
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.sink!.onData(chunk)
+  }
+
+  onDrain(): void {
+    this.sink!.onDrain()
+  }
+
+  onEnd(): void {
+    this.sink!.onEnd()
+  }
+
+  onClose(err?: Error): void {
+    this.finish()
+    this.sink!.onClose(err)
+  }
+
+  /** Runs once when the conn is finished (see the class comment). Does nothing by default. */
+  protected onFinish(): void {}
+
+  private finish(): void {
+    if (this.finished) return
+    this.finished = true
+    this.onFinish()
+  }
+}

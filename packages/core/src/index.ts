@@ -1,5 +1,5 @@
 export type { Conn, ConnSink, PipeOptions } from './conn.js'
-export { pipe } from './conn.js'
+export { pipe, ForwardingConn } from './conn.js'
 export { WsfrpError, isWsfrpError, type ErrorCode } from './errors.js'
 export { noopLogger, type Logger, type LogFields } from './log.js'
 export { concatBytes, toHex, fromHex } from './bytes/concat.js'

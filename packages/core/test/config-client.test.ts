@@ -55,9 +55,31 @@ test('an empty client config gets every documented default', T, () => {
     },
     log: { level: 'info', to: 'console', maxDays: 3, disablePrintColor: false },
     metadatas: {},
+    webServer: { addr: '127.0.0.1', port: 0, user: '', password: '' },
     proxies: [],
   })
   assert.deepEqual(validateClientConfig(undefined), defaultClientConfig())
+})
+
+test('webServer: the admin API keys are read and checked; frp\'s legacy admin_* names are pointed to them', T, () => {
+  const cfg = validateClientConfig({ webServer: { addr: '::1', port: 7400, user: 'admin', password: 'pw' } })
+  assert.deepEqual(cfg.webServer, { addr: '::1', port: 7400, user: 'admin', password: 'pw' })
+  const bad = (raw: unknown): string[] => {
+    try {
+      validateClientConfig(raw)
+    } catch (err) {
+      return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)
+    }
+    return []
+  }
+  assert.match(bad({ webServer: { port: 70000 } }).join('\n'), /^webServer\.port: must be an integer from 0 to 65535/)
+  assert.match(bad({ webServer: { addr: 'http://x' } }).join('\n'), /^webServer\.addr: must be a host name or IP address/)
+  assert.match(bad({ webServer: { user: 'a:b' } }).join('\n'), /^webServer\.user: must not contain ":"/)
+  assert.match(bad({ webServer: { tls: {} } }).join('\n'), /webServer\.tls/)
+  assert.match(bad({ webServer: { prot: 1 } }).join('\n'), /unknown key "prot".*port/)
+  assert.match(bad({ admin_port: 7400 }).join('\n'), /admin_port.*webServer\.port/)
+  // A password never appears in a message, whatever its type.
+  assert.doesNotMatch(bad({ webServer: { password: 12345 } }).join('\n'), /12345/)
 })
 
 test('proxy defaults: localIP, remotePort, flags, and empty http settings', T, () => {

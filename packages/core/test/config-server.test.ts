@@ -81,6 +81,9 @@ test('proxyBindAddr follows bindAddr and vhostHTTPPort follows bindPort unless s
   assert.equal(b.vhostHTTPPort, 80)
   // bindPort 0 (ephemeral, for tests) is allowed and the vhost shares it.
   assert.equal(validateServerConfig({ bindPort: 0 }).vhostHTTPPort, 0)
+  // 0 turns http vhosts off, as in frps; with bindPort 0 it is "equal to bindPort" (shared).
+  assert.equal(validateServerConfig({ bindPort: 7000, vhostHTTPPort: 0 }).vhostHTTPPort, 0)
+  assert.equal(validateServerConfig({ bindPort: 0, vhostHTTPPort: 0 }).vhostHTTPPort, 0)
 })
 
 test('every server field reports its dotted path and what was wrong', T, () => {
@@ -88,7 +91,7 @@ test('every server field reports its dotted path and what was wrong', T, () => {
     bindAddr: 'http://x',
     bindPort: 'abc',
     proxyBindAddr: '',
-    vhostHTTPPort: 0,
+    vhostHTTPPort: 70000,
     subDomainHost: '.example.com',
     auth: { method: 'oidc', token: 12345, additionalScopes: ['HeartBeats', 'Pings', 'HeartBeats'] },
     maxPortsPerClient: -1,
@@ -108,7 +111,7 @@ test('every server field reports its dotted path and what was wrong', T, () => {
     'bindAddr: must be a host name or IP address, not a URL, got "http://x"',
     'bindPort: must be an integer from 0 to 65535, got "abc"',
     'proxyBindAddr: must not be empty',
-    'vhostHTTPPort: must be an integer from 1 to 65535 (leave it unset to share bindPort), got 0',
+    'vhostHTTPPort: must be an integer from 0 to 65535 (leave it unset to share bindPort; 0 turns http vhosts off), got 70000',
     'subDomainHost: must not start with "." or "*", got ".example.com"',
     'auth.method: only "token" is supported ("oidc" is not supported yet)',
     'auth.token: must be a string, got a number',

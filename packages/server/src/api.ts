@@ -10,11 +10,17 @@
  * | `GET api/proxy/:type/:name` | {@link ProxyInfo}, or 404 |
  * | `GET api/traffic/:name` | `{ name, trafficIn: number[7], trafficOut: number[7] }` (index 0 = today), or 404 |
  * | `GET api/clients` | {@link ClientInfo}[] |
+ *
+ * Who asks decides what is seen (docs/DASHBOARD.md, "Users"): the operator (`viewer` undefined)
+ * sees everything; a user of `[[auth.users]]` only its own clients, its own proxies and their
+ * traffic, and server totals summed over those alone. Anything else of another user is a 404, the
+ * same answer as a name nobody uses, so a user cannot even learn which names are taken.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ControlHandle, PortRange } from '@wsfrp/core'
 import type { ProxyConf, ProxyStats } from './metrics.js'
 import type { WsfrpServer } from './server.js'
+import { visibleTo } from './tenants.js'
 import { VERSION } from './version.js'
 
 /** `GET /api/serverinfo`. The first block are frps's fields, then wsfrp's. */
@@ -49,6 +55,11 @@ export interface ServerInfo {
   transports: number
   /** wsfrp: open yamux streams, all transports. */
   yamuxStreams: number
+  /**
+   * wsfrp: the `[[auth.users]]` user this answer is scoped to (its totals count only its own
+   * clients and proxies; `loginFailures` is then 0). Absent for the operator.
+   */
+  tenant?: string
 }
 
 /** A proxy in `GET /api/proxy/…` (frps's ProxyStatsInfo plus wsfrp's fields). */
@@ -75,6 +86,8 @@ export interface ProxyInfo {
   /** wsfrp: bytes since the server started (today's are in `todayTraffic*`). */
   trafficIn: number
   trafficOut: number
+  /** wsfrp: the `[[auth.users]]` user whose client holds it (left out for the shared token). */
+  tenant?: string
 }
 
 /** A client in `GET /api/clients` (frps ≥ 0.63's ClientInfoResp plus wsfrp's fields). */
@@ -101,6 +114,8 @@ export interface ClientInfo {
   streams: number
   /** wsfrp: names of its proxies. */
   proxies: string[]
+  /** wsfrp: the `[[auth.users]]` user it logged in as (left out for the shared token). */
+  tenant?: string
 }
 
 /** frps's `"01-02 15:04:05"` (local time); `""` for 0. */
@@ -116,12 +131,15 @@ export function allowPortsString(ranges: readonly PortRange[]): string {
   return ranges.map((r) => (r.start === r.end ? String(r.start) : `${r.start}-${r.end}`)).join(',')
 }
 
-export function serverInfo(server: WsfrpServer): ServerInfo {
+/**
+ * `GET api/serverinfo` for `viewer` (undefined = the operator). A user's totals are summed over its
+ * own proxies and clients; refused logins belong to nobody (no user was authenticated), so a user
+ * sees 0 there.
+ */
+export function serverInfo(server: WsfrpServer, viewer?: string): ServerInfo {
   const c = server.config
   const bindPort = server.address()?.port ?? c.bindPort
-  const totals = server.metrics.totals()
-  const sessions = server.metrics.sessionTotals()
-  return {
+  const base = {
     version: VERSION,
     bindPort,
     // The default vhost port is the bind port (also when that is 0 and the OS chose one).
@@ -135,21 +153,61 @@ export function serverInfo(server: WsfrpServer): ServerInfo {
     maxPortsPerClient: c.maxPortsPerClient,
     heartbeatTimeout: c.transport.heartbeatTimeout,
     allowPortsStr: allowPortsString(c.allowPorts),
-    totalTrafficIn: totals.trafficIn,
-    totalTrafficOut: totals.trafficOut,
-    curConns: totals.curConns,
-    clientCounts: server.role.controls.size,
-    proxyTypeCount: proxyTypeCount(server),
-    loginFailures: totals.loginFailures,
-    transports: sessions.transports,
-    yamuxStreams: sessions.streams,
+  }
+  if (viewer === undefined) {
+    const totals = server.metrics.totals()
+    const sessions = server.metrics.sessionTotals()
+    return {
+      ...base,
+      totalTrafficIn: totals.trafficIn,
+      totalTrafficOut: totals.trafficOut,
+      curConns: totals.curConns,
+      clientCounts: server.role.controls.size,
+      proxyTypeCount: proxyTypeCount(server, undefined),
+      loginFailures: totals.loginFailures,
+      transports: sessions.transports,
+      yamuxStreams: sessions.streams,
+    }
+  }
+  let trafficIn = 0
+  let trafficOut = 0
+  let curConns = 0
+  for (const p of server.metrics.proxies('all')) {
+    if (!visibleTo(viewer, p)) continue
+    trafficIn += p.trafficIn
+    trafficOut += p.trafficOut
+    curConns += p.curConns
+  }
+  const own = visibleControls(server, viewer)
+  // One transport per client: the user's transports are its clients' ones.
+  const streams = own.reduce((n, ctl) => n + server.metrics.streamsOf(ctl.remoteAddress), 0)
+  return {
+    ...base,
+    totalTrafficIn: trafficIn,
+    totalTrafficOut: trafficOut,
+    curConns,
+    clientCounts: own.length,
+    proxyTypeCount: proxyTypeCount(server, viewer),
+    loginFailures: 0,
+    transports: own.length,
+    yamuxStreams: streams,
+    tenant: viewer,
   }
 }
 
-function proxyTypeCount(server: WsfrpServer): Record<string, number> {
+function visibleControls(server: WsfrpServer, viewer: string | undefined): ControlHandle[] {
+  return [...server.role.controls.values()].filter((ctl) => visibleTo(viewer, ctl))
+}
+
+/** Online proxies `viewer` may see (all of them for the operator). */
+function visibleProxies(server: WsfrpServer, viewer: string | undefined): ProxyStats[] {
+  return server.metrics.proxies('online').filter((p) => visibleTo(viewer, p))
+}
+
+function proxyTypeCount(server: WsfrpServer, viewer: string | undefined): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const t of server.proxies.types) counts[t] = 0
-  for (const p of server.metrics.proxies('online')) counts[p.type] = (counts[p.type] ?? 0) + 1
+  for (const p of visibleProxies(server, viewer)) counts[p.type] = (counts[p.type] ?? 0) + 1
   return counts
 }
 
@@ -170,6 +228,7 @@ export function proxyInfo(p: ProxyStats): ProxyInfo {
     remoteAddr: p.remoteAddr,
     trafficIn: p.trafficIn,
     trafficOut: p.trafficOut,
+    ...(p.tenant !== undefined ? { tenant: p.tenant } : {}),
   }
 }
 
@@ -199,6 +258,7 @@ export function clientInfo(server: WsfrpServer, c: ControlHandle): ClientInfo {
     remoteAddress: c.remoteAddress,
     streams: server.metrics.streamsOf(c.remoteAddress),
     proxies: [...c.proxyNames],
+    ...(c.tenant !== undefined ? { tenant: c.tenant } : {}),
   }
 }
 
@@ -219,9 +279,11 @@ const notFound = (req: IncomingMessage, res: ServerResponse): void => sendJson(r
 
 /**
  * Answers one API request. `path` is what follows the API prefix, e.g. `"serverinfo"` or
- * `"proxy/tcp/web"` (percent-encoded as received). Always answers: unknown paths get a 404 JSON.
+ * `"proxy/tcp/web"` (percent-encoded as received). `viewer` is the `[[auth.users]]` user the
+ * request authenticated as (its answers are scoped to it), undefined for the operator. Always
+ * answers: unknown paths get a 404 JSON.
  */
-export function handleApi(server: WsfrpServer, path: string, req: IncomingMessage, res: ServerResponse): void {
+export function handleApi(server: WsfrpServer, path: string, req: IncomingMessage, res: ServerResponse, viewer?: string): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendJson(req, res, 405, { error: 'method not allowed' }, { Allow: 'GET, HEAD' })
     return
@@ -239,20 +301,22 @@ export function handleApi(server: WsfrpServer, path: string, req: IncomingMessag
   switch (what) {
     case 'serverinfo':
       if (a !== undefined) return notFound(req, res)
-      return sendJson(req, res, 200, serverInfo(server))
+      return sendJson(req, res, 200, serverInfo(server, viewer))
     case 'clients':
       if (a !== undefined) return notFound(req, res)
-      return sendJson(req, res, 200, [...server.role.controls.values()].map((c) => clientInfo(server, c)))
+      return sendJson(req, res, 200, visibleControls(server, viewer).map((c) => clientInfo(server, c)))
     case 'proxy': {
       if (a === undefined || a === '') return notFound(req, res)
-      const online = server.metrics.proxies('online').filter((p) => p.type === a)
+      const online = visibleProxies(server, viewer).filter((p) => p.type === a)
       if (b === undefined) return sendJson(req, res, 200, { proxies: online.map(proxyInfo) })
       const p = online.find((x) => x.name === b)
       return p === undefined ? notFound(req, res) : sendJson(req, res, 200, proxyInfo(p))
     }
     case 'traffic': {
       if (a === undefined || b !== undefined) return notFound(req, res)
-      const t = server.metrics.traffic(a)
+      // Another user's name answers like an unknown one.
+      const p = server.metrics.proxy(a)
+      const t = p !== undefined && visibleTo(viewer, p) ? server.metrics.traffic(a) : undefined
       return t === undefined ? notFound(req, res) : sendJson(req, res, 200, { name: a, ...t })
     }
     default:

@@ -219,6 +219,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address
   // The ready line: printed whatever the log level, one line, for people and for scripts waiting on it.
   out(`wsfrps ${VERSION} listening on ${scheme}://${host}:${addr.port}${server.wsPaths[0]} (${secure ? 'https, wss' : 'http, ws'})`)
+  const vhostAddr = server.vhostMode === 'own' ? server.vhostAddress() : undefined
+  if (vhostAddr !== undefined) {
+    const vhostHost = vhostAddr.address.includes(':') ? `[${vhostAddr.address}]` : vhostAddr.address
+    out(`wsfrps: http vhosts on http://${vhostHost}:${vhostAddr.port} (vhostHTTPPort)`)
+  }
   if (generatedToken) {
     // The one place the token is ever printed: the operator needs it to connect a client.
     out(`wsfrps: no token configured (set WSFRP_TOKEN or --token to choose one); generated for this run: ${config.auth.token}`)

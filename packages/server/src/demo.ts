@@ -4,42 +4,37 @@
  * starts the browser client in the page and publishes a small handler at
  * `demo-<id>.<subDomainHost>`.
  *
- * Demo clients never touch the server's own token. They log in over their own WebSocket path with
- * their own frp role and token, which every visitor gets and which is therefore no secret; what
- * limits them is a signed ticket per session (login metadata `demo_ticket`, HMAC-SHA256 with a
- * per-process key) and checks on every NewProxy:
- *
- * - only `type = "http"`, only `subdomain = "demo-<id>"` of the ticket, no customDomains, no
- *   load-balancing group, proxy names under the ticket's frp user (`demo-<id>.…`), at most
- *   {@link MAX_PROXIES_PER_SESSION} proxies;
- * - at most `maxSessions` demo clients at once; each session ends after `ttlSeconds`.
- *
- * Demo proxies are registered in the server's own proxy router (so names and routes stay unique,
- * and the vhost serves them); demo clients are not in `server.role.controls`.
+ * A demo session is an ordinary user of `[[auth.users]]`, generated for it: name `demo-<id>`, a
+ * random token only that visitor receives, `allowTypes = ["http"]`, `subdomains = ["demo-<id>"]`,
+ * `domains = []`, `maxProxies` = {@link MAX_PROXIES_PER_SESSION}, plus two rules generated users
+ * get (proxy names under `demo-<id>.`, no load-balancing groups). The client logs in on the
+ * server's own WebSocket path with that token, and every NewProxy goes through the same tenant
+ * checks (tenants.ts) as a configured user's. The session ends after `ttlSeconds`, or when no
+ * client of it has been logged in for {@link IDLE_MS}: then the user's token is withdrawn and its
+ * clients are closed.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type * as http from 'node:http'
 import { dirname, join } from 'node:path'
-import type { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { FrpServerRole, type ControlHandle, type Logger, type Login, type ProxyManager, type ServerConfig } from '@wsfrp/core'
-import { acceptWs, createWsServer, nodeCrypto } from '@wsfrp/node'
+import type { AuthUser, ControlHandle, FrpServerRole, Logger, ServerConfig } from '@wsfrp/core'
 import { safeHost } from './landing.js'
+import type { Tenants } from './tenants.js'
 
 /** Where the demo lives on the server's own port (under the prefix the vhost never routes). */
 export const DEMO_PATH = '/_wsfrp/demo/'
-const WS_PATH = `${DEMO_PATH}ws`
-/** Proxies one demo session may hold (the demo page uses one). */
+/** Proxies one demo session may hold (the demo page uses one): the generated user's `maxProxies`. */
 export const MAX_PROXIES_PER_SESSION = 2
-/** A demo WebSocket that opened no login within this many ms is closed. */
-const LOGIN_DEADLINE_MS = 10_000
+/**
+ * A demo session none of whose clients is logged in for this long ends (a session asked for and
+ * never used, or a tab closed): its token is withdrawn.
+ */
+export const IDLE_MS = 30_000
 
 /** Options of the demo (`createServer(config, { demo: true | DemoOptions })`). */
 export interface DemoOptions {
-  /** frp token of demo logins. Every visitor gets it: it is not a secret. Default: random per process. */
-  token?: string
-  /** Demo clients logged in at once. Default 20. */
+  /** Demo sessions with a logged-in client at once. Default 20. Sessions waiting for their first login are held to twice that. */
   maxSessions?: number
   /** How long one demo session lasts, in seconds. Default 600. */
   ttlSeconds?: number
@@ -53,9 +48,13 @@ export interface DemoOptions {
 
 /** What `POST /_wsfrp/demo/session` answers (client-web's src/demo/main.ts reads the same shape). */
 export interface DemoSession {
+  /** The server's own WebSocket path (`/~!frp`). */
   wsPath: string
+  /** The generated user's token: this session's alone. */
   token: string
+  /** The generated user's name, `demo-<id>`, also the frp `user` (proxy names become `demo-<id>.<name>`). */
   user: string
+  /** Always `{}` (kept for the client's shape). */
   metas: Record<string, string>
   subdomain: string
   publicURL: string
@@ -65,18 +64,29 @@ export interface DemoSession {
 /** What the demo needs from the server. */
 export interface DemoHost {
   config: ServerConfig
-  /** The server's proxy router (wrapped by the demo's restrictions). */
-  proxies: ProxyManager
+  /** The server's session role: generated users' tokens are added to it and withdrawn from it. */
+  role: Pick<FrpServerRole, 'addUser' | 'removeUser' | 'controls'>
+  /** The server's users: generated ones are added here, with the same checks as configured ones. */
+  tenants: Pick<Tenants, 'add' | 'remove'>
+  /** The server: its `login` and `logout` events tell when a session's clients come and go. */
+  events: {
+    on(event: 'login' | 'logout', listener: (control: ControlHandle) => void): unknown
+    off(event: 'login' | 'logout', listener: (control: ControlHandle) => void): unknown
+  }
+  /** The WebSocket path clients dial (the server's first one, `/~!frp`). */
+  wsPath: string
   log: Logger
   /** True when the server's own port speaks TLS. */
   secure: () => boolean
-  /** Overrides for the demo sessions' yamux. */
-  yamux?: ConstructorParameters<typeof FrpServerRole>[0]['yamux']
 }
 
-interface Ticket {
-  id: string
-  expiresAt: number
+/** One issued demo session (one generated user). */
+interface Session {
+  readonly name: string
+  readonly expiresAt: number
+  readonly expiry: NodeJS.Timeout
+  /** Runs while no client of the session is logged in. */
+  idle: NodeJS.Timeout | undefined
 }
 
 function pathOf(url: string | undefined): string {
@@ -125,51 +135,38 @@ small JavaScript handler as a public site. Nothing is installed; closing the tab
 }
 
 /**
- * The demo: an HTTP handler for `/_wsfrp/demo/…`, an upgrade handler for its WebSocket, and its own
- * frp role. Wired into the server by `createServer(config, { demo })`.
+ * The demo: an HTTP handler for `/_wsfrp/demo/…` that issues sessions (generated users), and their
+ * life cycle. Wired into the server by `createServer(config, { demo })`.
  */
 export class Demo {
   /** False without a subDomainHost (the demo's site needs one): then the demo stays off. */
   readonly enabled: boolean
-  readonly role: FrpServerRole
   private readonly host: DemoHost
   private readonly log: Logger
-  private readonly token: string
-  private readonly key = randomBytes(32)
   private readonly maxSessions: number
   private readonly ttlMs: number
   private readonly bundleDir: string | undefined
   private bundle: Promise<Buffer> | undefined
-  private readonly wss = createWsServer()
-  private readonly sockets = new Set<Duplex>()
-  private readonly expiry = new Map<string, NodeJS.Timeout>()
-  private closing: Promise<void> | undefined
+  private readonly live = new Map<string, Session>()
+  private readonly onLogin = (c: ControlHandle): void => this.loggedIn(c)
+  private readonly onLogout = (c: ControlHandle): void => this.loggedOut(c)
+  private closed = false
 
   constructor(host: DemoHost, opts: DemoOptions = {}) {
     this.host = host
     this.log = host.log.child('[demo]')
     this.enabled = host.config.subDomainHost !== ''
-    this.token = opts.token ?? randomBytes(12).toString('hex')
     this.maxSessions = opts.maxSessions ?? 20
     this.ttlMs = (opts.ttlSeconds ?? 600) * 1000
     this.bundleDir = opts.bundleDir
     if (!this.enabled) this.log.warn('the browser demo needs subDomainHost: it stays off')
-    this.role = new FrpServerRole({
-      token: this.token,
-      crypto: nodeCrypto,
-      proxies: this.restrict(host.proxies),
-      maxPoolCount: 2,
-      userConnTimeoutMs: host.config.userConnTimeout * 1000,
-      authorizeLogin: (login) => this.authorize(login),
-      logger: this.log,
-      yamux: { keepAliveInterval: host.config.transport.tcpMuxKeepaliveInterval * 1000, ...host.yamux },
-      onControl: (event, control) => this.onControl(event, control),
-    })
+    host.events.on('login', this.onLogin)
+    host.events.on('logout', this.onLogout)
   }
 
   /** Logged-in demo clients. */
   get sessions(): number {
-    return this.role.controls.size
+    return this.clientsOf(undefined).length
   }
 
   /** Serves `/_wsfrp/demo/…`; false for any other path (or when the demo is off). */
@@ -197,114 +194,92 @@ export class Demo {
     return true
   }
 
-  /** Takes the demo's WebSocket upgrades; false for any other path. */
-  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    if (!this.enabled || pathOf(req.url) !== WS_PATH) return false
-    socket.on('error', (err) => this.log.debug('demo socket error', { error: err.message }))
-    // Transports beyond twice the session limit are refused before the handshake: logins would be anyway.
-    if (this.closing !== undefined || this.sockets.size >= this.maxSessions * 2) {
-      const status = this.closing !== undefined ? '503 Service Unavailable' : '503 Too Many Demo Connections'
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-      return true
-    }
-    const remoteAddress = `${plainIp(req.socket.remoteAddress)}:${req.socket.remotePort ?? 0}`
-    this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
-    acceptWs(this.wss, req, socket, head).then(
-      (conn) => {
-        if (this.closing !== undefined) {
-          conn.destroy()
-          return
-        }
-        const session = this.role.handleTransport(conn, { remoteAddress })
-        const timer = setTimeout(() => {
-          if (![...this.role.controls.values()].some((c) => c.remoteAddress === remoteAddress)) session.close()
-        }, LOGIN_DEADLINE_MS)
-        timer.unref()
-        void session.closed.then(() => clearTimeout(timer))
-      },
-      (err: Error) => this.log.debug('demo WebSocket handshake refused', { error: err.message }),
-    )
-    return true
-  }
-
+  /** Ends every session (the server is closing). */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      for (const t of this.expiry.values()) clearTimeout(t)
-      this.expiry.clear()
-      await this.role.close()
-      for (const s of this.sockets) s.destroy()
-      this.wss.close()
-    })()
-    return this.closing
-  }
-
-  // --- tickets ----------------------------------------------------------------------------------
-
-  private sign(id: string, expiresAt: number): string {
-    return createHmac('sha256', this.key).update(`${id}.${expiresAt}`).digest('base64url')
-  }
-
-  private issue(): { ticket: string; t: Ticket } {
-    const t = { id: randomBytes(5).toString('hex'), expiresAt: Date.now() + this.ttlMs }
-    return { ticket: `${t.id}.${t.expiresAt}.${this.sign(t.id, t.expiresAt)}`, t }
-  }
-
-  /** The ticket of a login, if its signature holds (expiry is checked by the caller). */
-  private ticketOf(login: Login): Ticket | undefined {
-    const raw = login.metas?.demo_ticket
-    const m = typeof raw === 'string' ? /^([0-9a-f]{10})\.(\d{1,15})\.([A-Za-z0-9_-]{43})$/.exec(raw) : null
-    if (m === null) return undefined
-    const [, id, exp, sig] = m as unknown as [string, string, string, string]
-    const want = Buffer.from(this.sign(id, Number(exp)))
-    const got = Buffer.from(sig)
-    if (want.length !== got.length || !timingSafeEqual(want, got)) return undefined
-    return { id, expiresAt: Number(exp) }
-  }
-
-  private authorize(login: Login): string | undefined {
-    const t = this.ticketOf(login)
-    if (t === undefined) return 'this endpoint only takes demo sessions (POST /_wsfrp/demo/session)'
-    if (Date.now() >= t.expiresAt) return 'the demo session has expired'
-    if (login.user !== `demo-${t.id}`) return `a demo session logs in as user demo-${t.id}`
-    // A reconnect with its run id replaces its old control; anything else counts against the limit.
-    const others = [...this.role.controls.values()].filter((c) => c.runId !== login.run_id).length
-    if (others >= this.maxSessions) return 'the demo is busy: try again in a few minutes'
-    return undefined
-  }
-
-  private onControl(event: 'login' | 'logout', control: ControlHandle): void {
-    if (event === 'logout') {
-      clearTimeout(this.expiry.get(control.runId))
-      this.expiry.delete(control.runId)
-      return
+    if (!this.closed) {
+      this.closed = true
+      this.host.events.off('login', this.onLogin)
+      this.host.events.off('logout', this.onLogout)
+      for (const name of [...this.live.keys()]) this.end(name, 'the server is shutting down')
     }
-    const t = this.ticketOf(control.login)
-    if (t === undefined) return
-    clearTimeout(this.expiry.get(control.runId))
-    const timer = setTimeout(() => control.close('the demo session has expired'), Math.max(0, t.expiresAt - Date.now()))
-    timer.unref()
-    this.expiry.set(control.runId, timer)
+    return Promise.resolve()
   }
 
-  /** The server's proxy manager, behind the demo's rules. */
-  private restrict(inner: ProxyManager): ProxyManager {
-    return {
-      register: async (proxy, control) => {
-        const t = this.ticketOf(control.login)
-        if (t === undefined) throw new Error('not a demo session')
-        const sub = `demo-${t.id}`
-        if ((proxy.proxy_type ?? 'tcp') !== 'http') throw new Error('demo sessions may only publish http proxies')
-        if (proxy.subdomain !== sub) throw new Error(`demo sessions may only use subdomain = "${sub}"`)
-        if ((proxy.custom_domains ?? []).length > 0) throw new Error('demo sessions may not use customDomains')
-        if (proxy.group) throw new Error('demo sessions may not use load-balancing groups')
-        if (!proxy.proxy_name.startsWith(`${sub}.`)) throw new Error(`demo proxy names must start with "${sub}." (frp user ${sub})`)
-        // proxyNames already holds this proxy while it registers.
-        if (control.proxyNames.size > MAX_PROXIES_PER_SESSION) throw new Error(`a demo session may hold ${MAX_PROXIES_PER_SESSION} proxies`)
-        return inner.register(proxy, control)
-      },
-      unregister: (name, control) => inner.unregister(name, control),
+  // --- sessions ---------------------------------------------------------------------------------
+
+  /** Logged-in clients of session `name`, or of every demo session. */
+  private clientsOf(name: string | undefined): ControlHandle[] {
+    return [...this.host.role.controls.values()].filter((c) => c.tenant !== undefined && (name === undefined ? this.live.has(c.tenant) : c.tenant === name))
+  }
+
+  /** Sessions with at least one logged-in client. */
+  private activeSessions(): number {
+    return new Set(this.clientsOf(undefined).map((c) => c.tenant)).size
+  }
+
+  /** Generates the user of a new session and gives its token to the role; undefined when busy. */
+  private issue(): { name: string; token: string; expiresAt: number } | undefined {
+    const active = this.activeSessions()
+    if (active >= this.maxSessions || this.live.size - active >= this.maxSessions * 2) return undefined
+    let name: string
+    do name = `demo-${randomBytes(5).toString('hex')}`
+    while (this.live.has(name))
+    const token = randomBytes(24).toString('base64url')
+    const user: AuthUser = {
+      name,
+      token,
+      allowTypes: ['http'],
+      allowPorts: [],
+      subdomains: [name],
+      domains: [],
+      maxProxies: MAX_PROXIES_PER_SESSION,
+      maxConnections: 0,
     }
+    this.host.tenants.add(user, { proxyNamePrefix: `${name}.`, noGroups: true })
+    this.host.role.addUser({ name, token })
+    const expiresAt = Date.now() + this.ttlMs
+    const expiry = setTimeout(() => this.end(name, 'the demo session has expired'), this.ttlMs)
+    expiry.unref()
+    const session: Session = { name, expiresAt, expiry, idle: undefined }
+    this.live.set(name, session)
+    this.startIdle(session)
+    return { name, token, expiresAt }
+  }
+
+  private startIdle(s: Session): void {
+    clearTimeout(s.idle)
+    s.idle = setTimeout(() => this.end(s.name, 'no client of the demo session is logged in'), IDLE_MS)
+    s.idle.unref()
+  }
+
+  private loggedIn(c: ControlHandle): void {
+    const s = c.tenant === undefined ? undefined : this.live.get(c.tenant)
+    if (s === undefined) return
+    clearTimeout(s.idle)
+    s.idle = undefined
+    // Sessions issued while others were idle may all log in: the limit holds at login too.
+    if (this.clientsOf(s.name).length === 1 && this.activeSessions() > this.maxSessions) c.close('the demo is busy')
+  }
+
+  private loggedOut(c: ControlHandle): void {
+    const s = c.tenant === undefined ? undefined : this.live.get(c.tenant)
+    // Whether or not the control has left role.controls yet, it does not count as logged in.
+    if (s !== undefined && this.clientsOf(s.name).every((x) => x === c)) this.startIdle(s)
+  }
+
+  /** Withdraws a session's token, closes its clients (their proxies go), then forgets its user. */
+  private end(name: string, reason: string): void {
+    const s = this.live.get(name)
+    if (s === undefined) return
+    this.live.delete(name)
+    clearTimeout(s.expiry)
+    clearTimeout(s.idle)
+    this.host.role.removeUser(name)
+    // Closed while the user is still known, so that its proxies are unregistered through the same
+    // tenant wrapper that registered them.
+    for (const c of this.clientsOf(name)) c.close(reason)
+    this.host.tenants.remove(name)
+    this.log.info('demo session ended', { user: name, reason })
   }
 
   // --- HTTP -------------------------------------------------------------------------------------
@@ -344,22 +319,21 @@ export class Demo {
       res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) })
       res.end(body)
     }
-    if (this.role.controls.size >= this.maxSessions) {
+    const issued = this.closed ? undefined : this.issue()
+    if (issued === undefined) {
       json(503, { error: 'the demo is busy: try again in a few minutes' })
       return
     }
-    const { ticket, t } = this.issue()
-    const sub = `demo-${t.id}`
     const session: DemoSession = {
-      wsPath: WS_PATH,
-      token: this.token,
-      user: sub,
-      metas: { demo_ticket: ticket },
-      subdomain: sub,
-      publicURL: this.publicURL(req, sub),
-      expiresAt: t.expiresAt,
+      wsPath: this.host.wsPath,
+      token: issued.token,
+      user: issued.name,
+      metas: {},
+      subdomain: issued.name,
+      publicURL: this.publicURL(req, issued.name),
+      expiresAt: issued.expiresAt,
     }
-    this.log.info('demo session issued', { id: t.id, remote: plainIp(req.socket.remoteAddress) })
+    this.log.info('demo session issued', { user: issued.name, remote: plainIp(req.socket.remoteAddress) })
     json(200, session)
   }
 

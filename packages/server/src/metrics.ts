@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { Conn, ConnSink, ControlHandle, LogFields, Logger, NewProxy, ProxyManager, YamuxSession } from '@wsfrp/core'
+import { ForwardingConn, type Conn, type ControlHandle, type LoginRefusalReason, type NewProxy, type ProxyManager, type YamuxSession } from '@wsfrp/core'
 
 /** Days of per-day traffic kept per proxy (frps keeps 7). */
 export const HISTORY_DAYS = 7
@@ -140,6 +140,11 @@ export interface ProxyStats {
   user: string
   /** frp `client_id` of that client (frp ≥ 0.67; `""` = none). */
   clientId: string
+  /**
+   * The `[[auth.users]]` user whose client holds (or last held) it; undefined for a client of the
+   * shared token. The REST API shows a user only its own proxies ({@link visibleTo}).
+   */
+  tenant: string | undefined
   conf: ProxyConf
   /** NewProxyResp.remote_addr (tcp: `":<port>"`). */
   remoteAddr: string
@@ -179,8 +184,8 @@ export interface SessionTotals {
 export interface ServerMetricsEvents {
   /** A user connection was joined to a work connection (`open`), or that pair ended. */
   conn: [info: { name: string; type: string; open: boolean }]
-  /** A login was refused. */
-  'login-failure': []
+  /** A login was refused, and why (the session role's reason code). */
+  'login-failure': [reason: LoginRefusalReason]
 }
 
 export interface ServerMetricsOptions {
@@ -201,6 +206,7 @@ interface Entry {
   runId: string
   user: string
   clientId: string
+  tenant: string | undefined
   conf: ProxyConf
   remoteAddr: string
   curConns: number
@@ -209,9 +215,6 @@ interface Entry {
   lastStartTime: number
   lastCloseTime: number
 }
-
-/** Message the session role logs when it refuses a login (server-role.ts); see `countLoginFailures`. */
-const LOGIN_REFUSED = 'login refused'
 
 /**
  * The server's counters. Created by the server; read them through the API (`server.metrics`), not
@@ -261,31 +264,10 @@ export class ServerMetrics extends EventEmitter<ServerMetricsEvents> {
     }
   }
 
-  /**
-   * A logger for the session role that counts its "login refused" lines as login failures. The role
-   * has no refusal hook yet; this keeps the count in the server package (a test pins the message).
-   */
-  countLoginFailures(log: Logger): Logger {
-    const onWarn = (msg: string): void => {
-      if (msg === LOGIN_REFUSED) this.loginFailed()
-    }
-    const wrap = (l: Logger): Logger => ({
-      debug: (msg: string, fields?: LogFields) => l.debug(msg, fields),
-      info: (msg: string, fields?: LogFields) => l.info(msg, fields),
-      warn: (msg: string, fields?: LogFields) => {
-        onWarn(msg)
-        l.warn(msg, fields)
-      },
-      error: (msg: string, fields?: LogFields) => l.error(msg, fields),
-      child: (prefix: string) => wrap(l.child(prefix)),
-    })
-    return wrap(log)
-  }
-
-  /** Counts one refused login. */
-  loginFailed(): void {
+  /** Counts one refused login; the server wires it to the session role's `onLoginRefused`. */
+  loginFailed(reason: LoginRefusalReason): void {
     this.failures++
-    this.emit('login-failure')
+    this.emit('login-failure', reason)
   }
 
   /** Follows a transport's yamux session until it closes (for stream counts and buffered bytes). */
@@ -373,6 +355,12 @@ export class ServerMetrics extends EventEmitter<ServerMetricsEvents> {
     const name = proxy.proxy_name
     const now = this.now()
     let e = this.entries.get(name)
+    // A name taken over by another user (or by the shared token from a user, or back) starts a new
+    // history: one user's traffic must never show up in another's API.
+    if (e !== undefined && e.owner === undefined && e.tenant !== control.tenant) {
+      this.entries.delete(name)
+      e = undefined
+    }
     if (e === undefined) {
       e = {
         name,
@@ -381,6 +369,7 @@ export class ServerMetrics extends EventEmitter<ServerMetricsEvents> {
         runId: '',
         user: '',
         clientId: '',
+        tenant: control.tenant,
         conf: proxyConf(proxy),
         remoteAddr: '',
         curConns: 0,
@@ -402,6 +391,7 @@ export class ServerMetrics extends EventEmitter<ServerMetricsEvents> {
     e.runId = control.runId
     e.user = control.login.user ?? ''
     e.clientId = control.login.client_id ?? ''
+    e.tenant = control.tenant
     e.conf = proxyConf(proxy)
     e.remoteAddr = remoteAddr
     e.lastStartTime = now
@@ -486,6 +476,7 @@ function snapshot(e: Entry): ProxyStats {
     runId: e.runId,
     user: e.user,
     clientId: e.clientId,
+    tenant: e.tenant,
     conf: e.conf,
     remoteAddr: e.remoteAddr,
     curConns: e.curConns,
@@ -500,74 +491,29 @@ function snapshot(e: Entry): ProxyStats {
 
 /**
  * A work connection that counts what passes: bytes written to it came from a user ("in"), bytes it
- * delivers go back to the user ("out"). It is its own sink on the inner conn, so wrapping costs one
- * object per connection and nothing per chunk.
+ * delivers go back to the user ("out"); open from construction until it is finished.
  */
-class CountingConn implements Conn, ConnSink {
-  private sink: ConnSink | undefined
-  private ended = false
-
+class CountingConn extends ForwardingConn {
   constructor(
-    private readonly inner: Conn,
+    inner: Conn,
     private readonly entry: Entry,
     private readonly m: ServerMetrics,
   ) {
+    super(inner)
     m.connOpened(entry)
   }
 
-  get canPause(): boolean {
-    return this.inner.canPause
-  }
-
-  start(sink: ConnSink): void {
-    this.sink = sink
-    this.inner.start(this)
-  }
-
-  write(chunk: Uint8Array): boolean {
+  override write(chunk: Uint8Array): boolean {
     this.m.addIn(this.entry, chunk.byteLength)
-    return this.inner.write(chunk)
+    return super.write(chunk)
   }
 
-  end(): void {
-    this.inner.end()
-  }
-
-  destroy(err?: Error): void {
-    // Never started: no onClose will come through us, so the connection ends here.
-    if (this.sink === undefined) this.finish()
-    this.inner.destroy(err)
-  }
-
-  pause(): void {
-    this.inner.pause()
-  }
-
-  resume(): void {
-    this.inner.resume()
-  }
-
-  onData(chunk: Uint8Array): void {
+  override onData(chunk: Uint8Array): void {
     this.m.addOut(this.entry, chunk.byteLength)
-    this.sink!.onData(chunk)
+    super.onData(chunk)
   }
 
-  onDrain(): void {
-    this.sink!.onDrain()
-  }
-
-  onEnd(): void {
-    this.sink!.onEnd()
-  }
-
-  onClose(err?: Error): void {
-    this.finish()
-    this.sink!.onClose(err)
-  }
-
-  private finish(): void {
-    if (this.ended) return
-    this.ended = true
+  protected override onFinish(): void {
     this.m.connClosed(this.entry)
   }
 }

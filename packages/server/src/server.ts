@@ -18,6 +18,7 @@ import {
   validateServerConfig,
   type ControlHandle,
   type Logger,
+  type ProxyManager,
   type ServerConfig,
   type YamuxOptions,
 } from '@wsfrp/core'
@@ -31,7 +32,7 @@ import { ProxyRouter } from './proxy-router.js'
 import { TcpProxyManager, type TcpProxyEvent } from './tcp-proxy.js'
 import { Tenants } from './tenants.js'
 import { VERSION } from './version.js'
-import { HttpVhost, answerClientError } from './vhost/index.js'
+import { HttpVhost, answerClientError, refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly } from './vhost/index.js'
 
 /** A config where every field may be left out; missing ones get wsfrps's defaults (docs/CONFIG.md). */
 export type ServerConfigInput = DeepPartial<ServerConfig>
@@ -70,7 +71,7 @@ export interface CreateServerOptions {
   dashboard?: DashboardOptions
   /**
    * The "Try it in your browser" demo (docs/BROWSER.md): `true` or its options. It needs a
-   * `subDomainHost`; demo clients get their own token and may only publish `demo-<id>` http proxies.
+   * `subDomainHost`; each demo session is a generated user that may only publish `demo-<id>` http proxies.
    */
   demo?: boolean | DemoOptions
 }
@@ -105,6 +106,24 @@ export interface ServerEvents {
   'transport-open': [info: { remoteAddress: string; path: string }]
   /** A WebSocket transport ended. */
   'transport-close': [info: { remoteAddress: string }]
+}
+
+/**
+ * Where http vhosts (`type = "http"` proxies) are served: `shared` on the bind port (vhostHTTPPort
+ * unset or equal to bindPort), `own` on a vhost-only listener, `off` for vhostHTTPPort = 0 (frps:
+ * no http vhost, http proxies refused).
+ */
+export type VhostMode = 'shared' | 'own' | 'off'
+
+function vhostModeOf(config: ServerConfig): VhostMode {
+  if (config.vhostHTTPPort === config.bindPort) return 'shared'
+  return config.vhostHTTPPort === 0 ? 'off' : 'own'
+}
+
+/** The proxy manager for http proxies when vhostHTTPPort = 0: refuses every one. */
+const NO_HTTP_VHOST: ProxyManager = {
+  register: () => Promise.reject(new WsfrpError('ERR_PROXY', 'type [http] is not supported: this server has no http vhost (vhostHTTPPort = 0)')),
+  unregister: () => {},
 }
 
 /** Grace for WebSocket close handshakes on shutdown before the sockets are cut, in ms. */
@@ -194,8 +213,10 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
   readonly metrics: ServerMetrics
   /** The dashboard, REST API and /metrics (docs/DASHBOARD.md). */
   readonly dashboard: Dashboard
-  /** HTTP virtual hosts (`type = "http"` proxies) on the server's own port. */
+  /** HTTP virtual hosts (`type = "http"` proxies), on the server's own port or on `vhostHTTPPort`. */
   readonly vhost: HttpVhost
+  /** Where {@link vhost} is served (see {@link VhostMode}); {@link vhostAddress} tells the port. */
+  readonly vhostMode: VhostMode
   /** The browser demo, when `CreateServerOptions.demo` is set. */
   readonly demo: Demo | undefined
   /** The users of `[[auth.users]]`: their restrictions and what they hold (`tenants.usage(name)`). */
@@ -211,6 +232,8 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
   private pendingTransports = 0
   private readonly transportLoginTimeoutMs: number
   private httpServer: http.Server | undefined
+  /** The vhost-only listener when `vhostHTTPPort` is a port of its own. */
+  private vhostServer: http.Server | undefined
   private ownServer = false
   private secure = false
   private detachFn: (() => void) | undefined
@@ -240,29 +263,33 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       onClose: (e) => this.fire('proxy-close', { ...e, type: 'tcp' }),
     })
     this.proxies.setManager('tcp', this.tcp)
-    // HTTP vhosts share the one port (vhostHTTPPort defaults to bindPort). A request whose Host has
+    // HTTP vhosts share the one port by default (vhostHTTPPort = bindPort): a request whose Host has
     // a route goes to the tunnel; the WebSocket paths and the dashboard prefix are never shadowed.
+    // On a port of their own nothing is reserved: every path of a routed host goes to its proxy.
+    this.vhostMode = vhostModeOf(config)
+    const shared = this.vhostMode === 'shared'
     this.vhost = new HttpVhost({
       subDomainHost: config.subDomainHost,
-      vhostPort: () => (config.vhostHTTPPort !== config.bindPort ? config.vhostHTTPPort : (this.address()?.port ?? config.bindPort)),
-      reserved: (path) => this.pathSet.has(path) || path.startsWith(this.dashboard.path) || path === '/healthz',
+      vhostPort: () => this.vhostAddress()?.port ?? (this.vhostMode === 'off' ? undefined : config.vhostHTTPPort),
+      reserved: shared ? (path) => this.pathSet.has(path) || path.startsWith(this.dashboard.path) || path === '/healthz' : undefined,
       logger: this.log,
     })
-    this.proxies.setManager('http', this.vhost)
-    this.use((req, res, next) => {
-      if (!this.vhost.handleRequest(req, res)) next()
-    })
-    this.useUpgrade((req, socket, head, next) => {
-      if (!this.vhost.handleUpgrade(req, socket, head)) next()
-    })
+    this.proxies.setManager('http', this.vhostMode === 'off' ? NO_HTTP_VHOST : this.vhost)
+    if (shared) {
+      this.use((req, res, next) => {
+        if (!this.vhost.handleRequest(req, res)) next()
+      })
+      this.useUpgrade((req, socket, head, next) => {
+        if (!this.vhost.handleUpgrade(req, socket, head)) next()
+      })
+    }
     this.metrics = new ServerMetrics()
     const keepAliveMs = config.transport.tcpMuxKeepaliveInterval * 1000
     this.role = new FrpServerRole({
       token: config.auth.token,
       users: config.auth.users,
       crypto: nodeCrypto,
-      // Every proxy type's work connections count their bytes (users' ones against their limits
-      // too); refused logins are counted from the log.
+      // Every proxy type's work connections count their bytes (users' ones against their limits too).
       proxies: tenants.guard(this.metrics.countTraffic(this.proxies)),
       maxPoolCount: config.transport.maxPoolCount,
       userConnTimeoutMs: config.userConnTimeout * 1000,
@@ -272,7 +299,8 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       maxMessageSize: limits.maxMessageSize,
       loginThrottle: new LoginThrottle({ maxFailures: limits.loginFailures, windowMs: limits.loginFailureWindow * 1000 }),
       additionalScopes: config.auth.additionalScopes,
-      logger: this.metrics.countLoginFailures(this.log),
+      logger: this.log,
+      onLoginRefused: (r) => this.metrics.loginFailed(r.reason),
       yamux: {
         keepAliveInterval: keepAliveMs,
         // A short keep-alive asks for quick detection of a dead peer: a ping may take at most one
@@ -295,15 +323,14 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
       },
     })
     this.dashboard = new Dashboard(this, opts.dashboard)
-    this.demo = opts.demo ? new Demo({ config, proxies: this.metrics.countTraffic(this.proxies), log: this.log, secure: () => this.secure, yamux: opts.yamux }, opts.demo === true ? {} : opts.demo) : undefined
+    if (opts.demo && this.vhostMode === 'off') throw new WsfrpError('ERR_CONFIG', 'the demo publishes http proxies: it needs http vhosts (vhostHTTPPort is 0)')
+    // Demo sessions are generated users: the same role, path and tenant checks as configured ones.
+    this.demo = opts.demo ? new Demo({ config, role: this.role, tenants, events: this, wsPath: this.wsPaths[0]!, log: this.log, secure: () => this.secure }, opts.demo === true ? {} : opts.demo) : undefined
     if (this.demo !== undefined) {
       const demo = this.demo
       // Only on the server's own names: never on a published site's origin.
       this.use((req, res, next) => {
         if (!isOwnHost(req.headers.host, config.subDomainHost) || !demo.handleRequest(req, res)) next()
-      })
-      this.useUpgrade((req, socket, head, next) => {
-        if (!isOwnHost(req.headers.host, config.subDomainHost) || !demo.handleUpgrade(req, socket, head)) next()
       })
     }
   }
@@ -341,6 +368,18 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     return { address: a.address, port: a.port }
   }
 
+  /**
+   * Where http vhost requests are served, once listening: the bind port's address when they share
+   * it, the vhost-only listener's when `vhostHTTPPort` is another port; undefined when vhosts are
+   * off (vhostHTTPPort = 0) or before `listen()`. With `attach()` the app's server is the address.
+   */
+  vhostAddress(): ServerAddress | undefined {
+    if (this.vhostMode === 'shared') return this.address()
+    const a = this.vhostServer?.address()
+    if (a === null || a === undefined || typeof a === 'string') return undefined
+    return { address: a.address, port: a.port }
+  }
+
   /** The URL clients dial (`ws://host:port/~!frp`), once listening. */
   url(): string | undefined {
     const a = this.address()
@@ -359,7 +398,10 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     if (this.httpServer !== undefined) throw new WsfrpError('ERR_CONFIG', 'the server is already listening or attached')
     if (this.closing !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'the server is closed')
     const { bindAddr, bindPort } = this.config
-    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handleRequest(req, res)
+    // Not HTTP/1.x (`HTTP/2.0` or HTTP/0.9 request lines, which Node's parser lets through): 505.
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (!refuseUnsupportedVersion(req, res)) this.handleRequest(req, res)
+    }
     let server: http.Server
     if (this.secure) {
       const { certFile, keyFile } = this.config.transport.tls
@@ -377,13 +419,17 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     }
     // 100-continue goes to the local service when a vhost route matches; 400/431 for bad requests.
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!this.vhost.handleCheckContinue(req, res)) {
+      if (refuseUnsupportedVersion(req, res)) return
+      if (this.vhostMode !== 'shared' || !this.vhost.handleCheckContinue(req, res)) {
         res.writeContinue()
         this.handleRequest(req, res)
       }
     })
     server.on('clientError', answerClientError)
+    // CONNECT is never tunnelled (405, vhost/listener.ts); without a listener Node drops the socket.
+    server.on('connect', refuseConnect)
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (refuseUnsupportedUpgrade(req, socket)) return
       if (!this.handleUpgrade(req, socket, head)) this.runUpgradeChain(req, socket, head)
     })
     this.httpServer = server
@@ -404,15 +450,56 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     const addr = this.address()!
     this.log.info('listening', { address: `${addr.address}:${addr.port}`, tls: this.secure, wsPaths: this.wsPaths.join(',') })
     try {
+      if (this.vhostMode === 'own') await this.listenVhost()
       await this.dashboard.listen()
     } catch (err) {
-      // Without its configured dashboard the server does not start, as frps: give the port back.
+      // Without its configured vhost port or dashboard the server does not start, as frps: give
+      // the ports back.
       this.httpServer = undefined
+      await this.closeVhostListener()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       throw err
     }
     this.log.info(this.dashboard.describe())
     return addr
+  }
+
+  /**
+   * Starts the vhost-only listener of a `vhostHTTPPort` other than `bindPort`, on `proxyBindAddr`
+   * as frps binds it (frp server/service.go). Plain HTTP even when the bind port has TLS: it is
+   * frp's vhost *HTTP* port (https vhosts, `vhostHTTPSPort`, are not supported). No WebSocket
+   * endpoint, landing page, health check or dashboard there: only routes and error pages.
+   */
+  private async listenVhost(): Promise<void> {
+    const addr = this.config.proxyBindAddr
+    const port = this.config.vhostHTTPPort
+    const server = http.createServer(httpServerOptions(this.config.limits))
+    serveVhostOnly(server, this.vhost)
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const why = err.code === 'EADDRINUSE' ? `port ${port} is already in use` : err.message
+        reject(new WsfrpError('ERR_CONNECT', `cannot listen for http vhosts (vhostHTTPPort) on ${addr}:${port}: ${why}`, { cause: err }))
+      }
+      server.once('error', onError)
+      server.listen(port, addr, () => {
+        server.off('error', onError)
+        resolve()
+      })
+    })
+    server.on('error', (err) => this.log.error('vhost listener error', { error: err.message }))
+    this.vhostServer = server
+    const a = this.vhostAddress()!
+    this.log.info('http vhosts listening', { address: `${a.address}:${a.port}` })
+  }
+
+  /** Closes the vhost-only listener and its connections (in-flight requests are cut). */
+  private async closeVhostListener(): Promise<void> {
+    const server = this.vhostServer
+    if (server === undefined) return
+    this.vhostServer = undefined
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+    await closed
   }
 
   /**
@@ -500,6 +587,7 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     await this.role.close()
     await this.tcp.close()
     this.vhost.close()
+    await this.closeVhostListener()
     await this.dashboard.close()
     await this.demo?.close()
     this.metrics.close()

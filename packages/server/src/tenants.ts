@@ -8,7 +8,7 @@
  * covered without the managers knowing; the REST API scopes what a user sees with
  * {@link tenantOf} / {@link visibleTo}.
  */
-import { WsfrpError, constantTimeEqual, isPortAllowed, noopLogger, type AuthUser, type Conn, type ConnSink, type ControlHandle, type Logger, type NewProxy, type PortRange, type ProxyManager } from '@wsfrp/core'
+import { ForwardingConn, WsfrpError, constantTimeEqual, isPortAllowed, noopLogger, type AuthUser, type Conn, type ControlHandle, type Logger, type NewProxy, type PortRange, type ProxyManager } from '@wsfrp/core'
 
 /**
  * The `[[auth.users]]` name a client logged in as, or undefined for a client of the shared token
@@ -44,8 +44,20 @@ export interface TenantsOptions {
   logger?: Logger
 }
 
+/** Rules a generated user (e.g. a browser-demo session) gets on top of an `[[auth.users]]` entry. */
+export interface GeneratedUserRules {
+  /**
+   * Every proxy name must start with this (the demo: `demo-<id>.`, what frp's `user` prefix gives),
+   * so that a visitor cannot take a name the operator's clients use.
+   */
+  proxyNamePrefix?: string
+  /** Refuse load-balancing groups (`group`), which would join another user's proxies. */
+  noGroups?: boolean
+}
+
 interface State {
   readonly user: AuthUser
+  readonly rules: GeneratedUserRules
   /** Proxy name → the (unwrapped) control holding it. */
   readonly proxies: Map<string, ControlHandle>
   connections: number
@@ -65,7 +77,27 @@ export class Tenants {
 
   constructor(private readonly opts: TenantsOptions) {
     this.log = opts.logger ?? noopLogger
-    for (const u of opts.users) this.states.set(u.name, { user: u, proxies: new Map(), connections: 0 })
+    for (const u of opts.users) this.states.set(u.name, { user: u, rules: {}, proxies: new Map(), connections: 0 })
+  }
+
+  /**
+   * Adds a user at run time, held to the same checks as a configured one plus `rules`. The server's
+   * generated users (the browser demo's sessions) come in here; the session role gets the same
+   * name and token through `FrpServerRole.addUser`.
+   *
+   * @throws WsfrpError `ERR_CONFIG` when a user of that name exists.
+   */
+  add(user: AuthUser, rules: GeneratedUserRules = {}): void {
+    if (this.states.has(user.name)) throw new WsfrpError('ERR_CONFIG', `user [${user.name}] already exists`)
+    this.states.set(user.name, { user, rules, proxies: new Map(), connections: 0 })
+  }
+
+  /**
+   * Forgets a user added with {@link add}. Its clients must be gone (or be closed right after): a
+   * client of an unknown user is no longer restricted here.
+   */
+  remove(name: string): boolean {
+    return this.states.delete(name)
   }
 
   /** The names of the configured users. */
@@ -152,6 +184,9 @@ export class Tenants {
         if (!domainAllowed(d.trim(), u.domains)) return `custom domain [${d}] is not allowed for ${who}`
       }
     }
+    const prefix = s.rules.proxyNamePrefix
+    if (prefix !== undefined && !proxy.proxy_name.startsWith(prefix)) return `proxy names of ${who} must start with "${prefix}"`
+    if (s.rules.noGroups === true && typeof proxy.group === 'string' && proxy.group !== '') return `load-balancing groups are not allowed for ${who}`
     if (u.maxProxies > 0 && s.proxies.size >= u.maxProxies) return `exceed the max proxies of ${who}: ${s.proxies.size} already registered (maxProxies = ${u.maxProxies})`
     return undefined
   }
@@ -189,67 +224,16 @@ export class Tenants {
   }
 }
 
-/** Passes a Conn through and calls `release` exactly once when it is finished. */
-class ReleasingConn implements Conn, ConnSink {
-  private sink: ConnSink | undefined
-  private released = false
-
+/** A user connection that gives its slot back (`release`, exactly once) when it is finished. */
+class ReleasingConn extends ForwardingConn {
   constructor(
-    private readonly inner: Conn,
-    private readonly releaseFn: () => void,
-  ) {}
-
-  get canPause(): boolean {
-    return this.inner.canPause
+    inner: Conn,
+    private readonly release: () => void,
+  ) {
+    super(inner)
   }
 
-  private release(): void {
-    if (this.released) return
-    this.released = true
-    this.releaseFn()
-  }
-
-  start(sink: ConnSink): void {
-    this.sink = sink
-    this.inner.start(this)
-  }
-
-  write(chunk: Uint8Array): boolean {
-    return this.inner.write(chunk)
-  }
-
-  end(): void {
-    this.inner.end()
-  }
-
-  destroy(err?: Error): void {
-    // Never started: no onClose will come through us.
-    if (this.sink === undefined) this.release()
-    this.inner.destroy(err)
-  }
-
-  pause(): void {
-    this.inner.pause()
-  }
-
-  resume(): void {
-    this.inner.resume()
-  }
-
-  onData(chunk: Uint8Array): void {
-    this.sink!.onData(chunk)
-  }
-
-  onDrain(): void {
-    this.sink!.onDrain()
-  }
-
-  onEnd(): void {
-    this.sink!.onEnd()
-  }
-
-  onClose(err?: Error): void {
+  protected override onFinish(): void {
     this.release()
-    this.sink!.onClose(err)
   }
 }

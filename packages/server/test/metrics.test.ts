@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import type { Conn, ControlHandle } from '@wsfrp/core'
+import { noopLogger, type Conn, type ControlHandle } from '@wsfrp/core'
 import { memoryPair } from '@wsfrp/core/testing'
 import { DailyCounter, HISTORY_DAYS, ServerMetrics, localDay, proxyConf } from '../src/metrics.js'
 import { connSuite } from '../../core/test/support/conn-suite.js'
@@ -199,15 +199,17 @@ test('each server has its own registry: two servers in one process do not mix th
   }
 })
 
-test('a refused login is counted (the session role logs "login refused")', { timeout: 10_000 }, async () => {
-  const { server, url } = await startServer({}, memoryLogger())
+test('a refused login is counted, with its reason, through the session role\'s onLoginRefused hook', { timeout: 10_000 }, async () => {
+  // A logger that drops everything: the count must not depend on a log line.
+  const { server, url } = await startServer({}, noopLogger)
   try {
     for (let i = 1; i <= 2; i++) {
       const failed = once(server.metrics, 'login-failure')
       await assert.rejects(connectClient(url, [], { token: `${TOKEN}-wrong` }))
-      await failed
+      assert.deepEqual(await failed, ['token'])
       assert.equal(server.metrics.totals().loginFailures, i)
     }
+
     const c = await connectClient(url, [])
     assert.equal(server.metrics.totals().loginFailures, 2, 'a good login is not a failure')
     c.client.close()

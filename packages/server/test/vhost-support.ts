@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { FrpClientRole, FrpServerRole, type ClientProxy, type StartWorkConn } from '@wsfrp/core'
 import { connectTcp, listenTcp, nodeCrypto, type TcpListener } from '@wsfrp/node'
-import { HttpVhost, answerClientError, VHOST_DEFAULTS, type HttpVhostOptions } from '../src/vhost/index.js'
+import { HttpVhost, serveVhostOnly, VHOST_DEFAULTS, type HttpVhostOptions } from '../src/vhost/index.js'
 
 export const TOKEN = 'vhost-test-token'
 
@@ -106,20 +106,9 @@ export async function startBench(opts: BenchOptions): Promise<Bench> {
   })
   const transport: TcpListener = await listenTcp((conn, socket) => role.handleTransport(conn, { remoteAddress: `${socket.remoteAddress}:${socket.remotePort}` }))
 
-  // The public listener, wired as server.ts is meant to wire it.
+  // The public listener, wired as server.ts wires a vhostHTTPPort of its own.
   const server = http.createServer({ maxHeaderSize: VHOST_DEFAULTS.maxHeaderBytes, requestTimeout: 0 })
-  server.on('request', (req, res) => {
-    if (!vhost.handleRequest(req, res)) vhost.respondNoRoute(req, res)
-  })
-  server.on('checkContinue', (req, res) => {
-    if (vhost.handleCheckContinue(req, res)) return
-    res.writeContinue()
-    vhost.respondNoRoute(req, res)
-  })
-  server.on('upgrade', (req, socket, head) => {
-    if (!vhost.handleUpgrade(req, socket, head)) socket.destroy()
-  })
-  server.on('clientError', answerClientError)
+  serveVhostOnly(server, vhost)
   const port = await listen(server)
 
   const starts: Bench['starts'] = []

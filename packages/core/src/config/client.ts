@@ -28,6 +28,7 @@ import {
   type ProxyConfig,
   type ProxyType,
   type TcpProxyConfig,
+  type WebServerConfig,
 } from './types.js'
 
 const CLIENT_KEYS = [
@@ -40,6 +41,7 @@ const CLIENT_KEYS = [
   'transport',
   'log',
   'metadatas',
+  'webServer',
   'proxies',
 ] as const
 
@@ -67,6 +69,10 @@ const CLIENT_HINTS: KeyHints = {
     log_file: 'log.to',
     log_max_days: 'log.maxDays',
     disable_log_color: 'log.disablePrintColor',
+    admin_addr: 'webServer.addr',
+    admin_port: 'webServer.port',
+    admin_user: 'webServer.user',
+    admin_pwd: 'webServer.password',
   },
   unsupported: {
     'transport.tcpMux': 'yamux is always on',
@@ -80,7 +86,9 @@ const CLIENT_HINTS: KeyHints = {
     'transport.tls.disableCustomTLSFirstByte': 'wsfrp never sends TLS inside the WebSocket',
     'auth.oidc': '"oidc" auth is not supported yet',
     'auth.tokenSource': '',
-    webServer: 'the frpc admin API is not supported yet',
+    'webServer.tls': 'serve the admin API on a loopback address, or behind a TLS proxy',
+    'webServer.assetsDir': 'wsfrpc has no admin web UI',
+    'webServer.pprofEnable': '',
     start: '',
     includeConfigFiles: '',
     visitors: 'visitors (stcp/sudp/xtcp) are not supported yet',
@@ -346,6 +354,21 @@ function readTransport(ctx: Ctx, root: Table | undefined): ClientTransportConfig
   }
 }
 
+/**
+ * `webServer`: frpc's admin API (`GET /api/status`, `GET|POST /api/reload`). Off unless `port` is
+ * set; Basic auth when `user` or `password` is set.
+ */
+function readWebServer(ctx: Ctx, root: Table | undefined): WebServerConfig {
+  const t = readSubTable(ctx, root, 'webServer', '', '', ['addr', 'port', 'user', 'password'], CLIENT_HINTS)
+  return {
+    addr: readString(ctx, t, 'addr', 'webServer', '127.0.0.1', { nonEmpty: true, check: checkHost }),
+    port: readInt(ctx, t, 'port', 'webServer', 0, { min: 0, max: 65535 }),
+    // Basic auth joins user and password with ":", so a user name cannot contain one.
+    user: readString(ctx, t, 'user', 'webServer', '', { check: (s) => checkPrintable(s) ?? (s.includes(':') ? 'must not contain ":"' : undefined) }),
+    password: readString(ctx, t, 'password', 'webServer', '', { secret: true }),
+  }
+}
+
 function readProxies(ctx: Ctx, root: Table | undefined): ProxyConfig[] {
   const proxies: ProxyConfig[] = []
   const raw = root === undefined ? undefined : own(root, 'proxies')
@@ -408,6 +431,7 @@ export function validateClientConfig(raw: unknown): ClientConfig {
     transport: readTransport(ctx, root),
     log: readLog(ctx, root, CLIENT_HINTS),
     metadatas: readStringMap(ctx, root, 'metadatas', ''),
+    webServer: readWebServer(ctx, root),
     proxies: readProxies(ctx, root),
   }
   if (ctx.issues.length > 0) throw new ConfigError(ctx.issues, { kind: 'client' })

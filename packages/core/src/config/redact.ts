@@ -24,6 +24,7 @@ export function redactConfig<T extends ServerConfig | ClientConfig>(cfg: T): T {
   // Validated configs hold only JSON data (strings, numbers, booleans, arrays, plain objects).
   const copy = JSON.parse(JSON.stringify(cfg)) as T
   copy.auth.token = secret(copy.auth.token)
+  copy.webServer.password = secret(copy.webServer.password)
   if (isClient(copy)) {
     copy.serverURL = redactURL(copy.serverURL)
     copy.transport.proxyURL = redactURL(copy.transport.proxyURL)
@@ -32,7 +33,6 @@ export function redactConfig<T extends ServerConfig | ClientConfig>(cfg: T): T {
       if (p.type === 'http') p.httpPassword = secret(p.httpPassword)
     }
   } else {
-    copy.webServer.password = secret(copy.webServer.password)
     for (const u of copy.auth.users) u.token = secret(u.token)
   }
   return copy

@@ -272,17 +272,19 @@ function checkWsPath(s: string): string | undefined {
 
 const HOST = { nonEmpty: true, check: checkHost }
 
+/**
+ * `vhostHTTPPort`: unset or equal to `bindPort` → vhost traffic shares the one listener; another
+ * port → a vhost-only listener on `proxyBindAddr`; 0 → no http vhost at all, as frps, which serves
+ * http proxies only when `vhostHTTPPort > 0` and binds a separate one on `proxyBindAddr` (frp
+ * server/service.go). 0 with `bindPort = 0` is "equal to bindPort" (a validated config with an
+ * OS-chosen port must validate again): shared, not off.
+ */
 function readVhostPort(ctx: Ctx, root: Table | undefined, bindPort: number): number {
   const v = root === undefined ? undefined : own(root, 'vhostHTTPPort')
   if (v === undefined) return bindPort
-  const range = { min: 1, max: 65535 }
-  // Equal to bindPort (even 0) is the default spelled out: a validated config must validate again.
-  if (checkInt(v, range) || v === bindPort) return v as number
-  if (v === 0) {
-    // frp uses 0 for "no http vhost"; here vhost traffic shares bindPort by default, so 0 would be
-    // ambiguous. Refuse it rather than guess.
-    ctx.add('vhostHTTPPort', `must be ${describeInt(range)} (leave it unset to share bindPort), got 0`)
-  } else ctx.add('vhostHTTPPort', `must be ${describeInt(range)}, got ${describeValue(v)}`)
+  const range = { min: 0, max: 65535 }
+  if (checkInt(v, range)) return v as number
+  ctx.add('vhostHTTPPort', `must be ${describeInt(range)} (leave it unset to share bindPort; 0 turns http vhosts off), got ${describeValue(v)}`)
   return bindPort
 }
 

@@ -129,10 +129,11 @@ export interface LimitsConfig {
   loginFailureWindow: number
 }
 
+/** `webServer`: the server's dashboard and API, or the client's admin API. */
 export interface WebServerConfig {
   /** Default `"127.0.0.1"`. */
   addr: string
-  /** Dashboard/API port; 0 (default) disables it. */
+  /** Dashboard/API port (server) or admin API port (client); 0 (default): server = on its own port, client = off. */
   port: number
   /** Basic-auth user; `""` = no auth. */
   user: string
@@ -149,7 +150,8 @@ export interface ServerConfig {
   proxyBindAddr: string
   /**
    * Port that serves http vhost traffic. Default: `bindPort`, i.e. vhost requests share the one HTTP
-   * listener with the WebSocket endpoint (unlike frp, where 0 disables vhost).
+   * listener with the WebSocket endpoint. Another port: a vhost-only listener on `proxyBindAddr`.
+   * 0 (with a `bindPort` other than 0): no http vhost, http proxies are refused, as in frp.
    */
   vhostHTTPPort: number
   /** Base domain for proxies' `subdomain`. `""` = subdomains are refused. */
@@ -269,6 +271,11 @@ export interface ClientConfig {
   log: LogConfig
   /** Free-form string map sent in Login. */
   metadatas: Record<string, string>
+  /**
+   * frpc's admin API (`wsfrpc reload`, `wsfrpc status`): `port` 0 (default) = no admin server;
+   * `addr` defaults to `"127.0.0.1"`; Basic auth when `user` or `password` is set.
+   */
+  webServer: WebServerConfig
   proxies: ProxyConfig[]
 }
 

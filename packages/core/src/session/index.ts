@@ -1,5 +1,5 @@
 export { MessageChannel, type MessageChannelHandlers } from './channel.js'
-export { FrpServerRole, TOKEN_MISMATCH, type ServerRoleOptions, type ProxyManager, type ControlHandle, type LoginUser } from './server-role.js'
+export { FrpServerRole, TOKEN_MISMATCH, type ServerRoleOptions, type ProxyManager, type ControlHandle, type LoginUser, type LoginRefusal, type LoginRefusalReason } from './server-role.js'
 export { LoginThrottle, TOO_MANY_FAILED_LOGINS, throttleKey, type LoginThrottleOptions } from './login-throttle.js'
 export { FrpClientRole, FRP_COMPAT_VERSION, type ClientRoleOptions, type ClientProxy, type ProxyStatus } from './client-role.js'
 export { versionAtLeast, constantTimeEqual, randomRunId } from './util.js'

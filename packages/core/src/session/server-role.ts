@@ -105,6 +105,29 @@ export interface ServerRoleOptions {
   yamux?: Partial<YamuxOptions>
   /** Called on every login and logout (for logs and metrics). */
   onControl?: (event: 'login' | 'logout', control: ControlHandle) => void
+  /**
+   * Called for every refused login, after the refusal was logged and before its LoginResp is
+   * written (for counters; it cannot change the outcome). A throwing callback is logged and ignored.
+   */
+  onLoginRefused?: (refusal: LoginRefusal) => void
+}
+
+/**
+ * Why a login was refused: `throttled` (too many failures from the address, token not checked),
+ * `version` (client older than 0.18.0), `token` (no token matched), `max-clients`
+ * (`maxClients` reached), `policy` (`authorizeLogin` said no).
+ */
+export type LoginRefusalReason = 'throttled' | 'version' | 'token' | 'max-clients' | 'policy'
+
+/** What {@link ServerRoleOptions.onLoginRefused} is told. No token or privilege key is in it. */
+export interface LoginRefusal {
+  reason: LoginRefusalReason
+  /** The text sent to the client in LoginResp.error. */
+  error: string
+  /** `ip:port` of the transport. */
+  remoteAddress: string
+  /** The frp `user` the client sent (its own choice, not authenticated). */
+  user: string | undefined
 }
 
 /** A token a login may match, with the key frp derives from it for the control stream and encryption. */
@@ -148,6 +171,27 @@ export class FrpServerRole {
   /** Logged-in clients by run id. */
   get controls(): ReadonlyMap<string, ControlHandle> {
     return this.registry
+  }
+
+  /**
+   * Adds a per-user token at run time (the server's generated users, e.g. a browser-demo session),
+   * checked like the `users` given at construction. Whether the shared token is on stays as it was
+   * decided from those (a generated user never switches it off).
+   *
+   * @throws WsfrpError `ERR_CONFIG` when a user of that name exists or the token is empty.
+   */
+  addUser(user: LoginUser): void {
+    if (this.users.has(user.name)) throw new WsfrpError('ERR_CONFIG', `user [${user.name}] already exists`)
+    if (user.token === '') throw new WsfrpError('ERR_CONFIG', `user [${user.name}] needs a non-empty token`)
+    this.users.set(user.name, { tenant: user.name, token: user.token, key: deriveKey(this.opts.crypto, user.token) })
+  }
+
+  /**
+   * Removes a user added with {@link addUser} (or given at construction): its token logs in no
+   * more. Its clients that are logged in stay; close them through {@link controls} if they must go.
+   */
+  removeUser(name: string): boolean {
+    return this.users.delete(name)
   }
 
   /** Open transports (WebSocket sessions). */
@@ -210,8 +254,13 @@ export class FrpServerRole {
   }
 
   private onLogin(msg: Login, conn: Conn, remoteAddress: string, session: YamuxSession, log: Logger): void {
-    const refuse = (error: string): void => {
+    const refuse = (reason: LoginRefusalReason, error: string): void => {
       log.warn('login refused', { reason: error, user: msg.user, version: msg.version })
+      try {
+        this.opts.onLoginRefused?.({ reason, error, remoteAddress, user: msg.user })
+      } catch (err) {
+        log.error('onLoginRefused callback failed', { error: err instanceof Error ? err.message : String(err) })
+      }
       conn.write(encodeMessage({ type: 'LoginResp', version: this.opts.serverVersion, error }))
       conn.end()
       conn.start(drainSink(conn))
@@ -224,18 +273,18 @@ export class FrpServerRole {
     // Checked before anything else: a throttled address learns nothing about its token.
     const throttle = this.opts.loginThrottle
     if (throttle?.blocked(addressOf(session, remoteAddress))) {
-      refuse(TOO_MANY_FAILED_LOGINS)
+      refuse('throttled', TOO_MANY_FAILED_LOGINS)
       return
     }
     // frps ≤ 0.51 refuses clients older than 0.18.0 (frp-wire-protocol.md §7.5).
     if (!versionAtLeast(msg.version, MIN_CLIENT_VERSION)) {
-      refuse(`version [${msg.version ?? ''}] is not compatible with this server: 0.18.0 or newer is required`)
+      refuse('version', `version [${msg.version ?? ''}] is not compatible with this server: 0.18.0 or newer is required`)
       return
     }
     const cred = this.authenticate(msg)
     if (cred === undefined) {
       throttle?.failed(addressOf(session, remoteAddress))
-      refuse(TOKEN_MISMATCH)
+      refuse('token', TOKEN_MISMATCH)
       return
     }
     let runId = msg.run_id ?? ''
@@ -243,12 +292,12 @@ export class FrpServerRole {
     const max = this.opts.maxClients ?? 0
     // A reconnecting client replaces its old control, so it does not count twice.
     if (max > 0 && this.registry.size - (old !== undefined ? 1 : 0) >= max) {
-      refuse(`too many clients: this server allows ${max} at once (limits.maxClients)`)
+      refuse('max-clients', `too many clients: this server allows ${max} at once (limits.maxClients)`)
       return
     }
     const denied = this.opts.authorizeLogin?.(msg, remoteAddress, cred.tenant)
     if (denied) {
-      refuse(denied)
+      refuse('policy', denied)
       return
     }
     if (old) {

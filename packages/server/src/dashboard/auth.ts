@@ -93,6 +93,17 @@ export function notLocalReason(req: IncomingMessage): string | undefined {
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
 
+/** The user and password of a Basic `Authorization` header, or undefined when it is not one. */
+export function parseBasic(authorization: string | undefined): { user: string; password: string } | undefined {
+  if (authorization === undefined) return undefined
+  const m = /^basic[ \t]+([A-Za-z0-9+/=._~-]+)[ \t]*$/i.exec(authorization)
+  if (m === null) return undefined
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return undefined
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
 /**
  * Checks Basic credentials in constant time: both sides are hashed first, so neither the length nor
  * the content of the configured user or password leaks through timing. Both must match.
@@ -108,15 +119,11 @@ export class BasicAuth {
 
   /** True when the `Authorization` header carries the configured user and password. */
   check(authorization: string | undefined): boolean {
-    if (authorization === undefined) return false
-    const m = /^basic[ \t]+([A-Za-z0-9+/=._~-]+)[ \t]*$/i.exec(authorization)
-    if (m === null) return false
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    if (colon < 0) return false
+    const cred = parseBasic(authorization)
+    if (cred === undefined) return false
     // Compare both even when the first differs, so the time does not say which one was wrong.
-    const userOk = timingSafeEqual(sha256(decoded.slice(0, colon)), this.user)
-    const passwordOk = timingSafeEqual(sha256(decoded.slice(colon + 1)), this.password)
+    const userOk = timingSafeEqual(sha256(cred.user), this.user)
+    const passwordOk = timingSafeEqual(sha256(cred.password), this.password)
     return userOk && passwordOk
   }
 }

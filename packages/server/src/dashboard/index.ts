@@ -21,11 +21,11 @@ import { handleApi, sendJson } from '../api.js'
 import { createMetricsRegistry } from '../metrics.js'
 import type { ServerAddress, WsfrpServer } from '../server.js'
 import { VERSION } from '../version.js'
-import { BASIC_CHALLENGE, BasicAuth, decideExposure, notLocalReason, type Exposure } from './auth.js'
+import { BASIC_CHALLENGE, BasicAuth, decideExposure, notLocalReason, parseBasic, type Exposure } from './auth.js'
 import { PAGE_CSP, renderDashboardPage } from './page.js'
 import { DASHBOARD_SCRIPT } from './ui-bundle.js'
 
-export { decideExposure, isLoopbackAddress, isLoopbackHost, notLocalReason, BasicAuth, type Exposure, type ExposureInput } from './auth.js'
+export { decideExposure, isLoopbackAddress, isLoopbackHost, notLocalReason, parseBasic, BasicAuth, type Exposure, type ExposureInput } from './auth.js'
 export { renderDashboardPage } from './page.js'
 
 /** Options of the observe surfaces (`createServer(config, { dashboard })`). */
@@ -41,6 +41,16 @@ export interface DashboardOptions {
 }
 
 const DEFAULT_PATH = '/_wsfrp/'
+
+/**
+ * Who an admitted request is: the operator (`tenant` undefined: `webServer.user`/`password`, or a
+ * local request in the local mode), or a user of `[[auth.users]]` that signed in with Basic
+ * `name:token` and sees only its own clients and proxies.
+ */
+interface Viewer {
+  readonly tenant: string | undefined
+}
+const OPERATOR: Viewer = { tenant: undefined }
 
 /** The path of a request target, without the query. */
 function pathOf(url: string | undefined): string {
@@ -124,13 +134,14 @@ export class Dashboard {
       sendText(req, res, 404, 'not found')
       return true
     }
-    if (!this.admit(req, res, exposure)) return true
+    const viewer = this.admit(req, res, exposure)
+    if (viewer === undefined) return true
     if (path === bare) {
       // The page loads its script and API with relative URLs: they need the trailing slash.
       sendText(req, res, 301, `moved to ${this.path}`, { Location: this.path })
       return true
     }
-    this.route(req, res, path.slice(this.path.length))
+    this.route(req, res, path.slice(this.path.length), viewer)
     return true
   }
 
@@ -207,11 +218,12 @@ export class Dashboard {
         sendText(req, res, 200, 'ok')
         return
       }
-      if (!this.admit(req, res, this.listenerExposure)) return
+      const viewer = this.admit(req, res, this.listenerExposure)
+      if (viewer === undefined) return
       // The same URLs work on both listeners: the prefix is optional here.
       if (path === this.path.slice(0, -1)) path = this.path
       if (path.startsWith(this.path)) path = `/${path.slice(this.path.length)}`
-      this.route(req, res, path.slice(1))
+      this.route(req, res, path.slice(1), viewer)
     } catch (err) {
       this.server.log.error('dashboard request failed', { path: pathOf(req.url), error: err instanceof Error ? err.message : String(err) })
       if (!res.headersSent) sendText(req, res, 500, 'internal server error')
@@ -219,29 +231,34 @@ export class Dashboard {
     }
   }
 
-  /** Applies the exposure to a request; answers it (401/403/404) and returns false when refused. */
-  private admit(req: http.IncomingMessage, res: http.ServerResponse, exposure: Exposure): boolean {
-    switch (exposure.mode) {
-      case 'off':
-        sendText(req, res, 404, 'not found')
-        return false
-      case 'basic':
-        if (this.auth!.check(req.headers.authorization)) return true
-        sendText(req, res, 401, 'authentication required', { 'WWW-Authenticate': BASIC_CHALLENGE })
-        return false
-      case 'local': {
-        const why = notLocalReason(req)
-        if (why === undefined) return true
-        sendText(req, res, 403, `forbidden: ${why}; set webServer.user and webServer.password to reach the dashboard from elsewhere`)
-        return false
-      }
+  /**
+   * Applies the exposure to a request and tells who it is; answers it (401/403/404) and returns
+   * undefined when refused. Basic credentials of a `[[auth.users]]` user (`name:token`) admit it as
+   * that user wherever the surfaces are served; the operator's credentials are checked first.
+   */
+  private admit(req: http.IncomingMessage, res: http.ServerResponse, exposure: Exposure): Viewer | undefined {
+    if (exposure.mode === 'off') {
+      sendText(req, res, 404, 'not found')
+      return undefined
     }
+    const authorization = req.headers.authorization
+    if (exposure.mode === 'basic' && this.auth!.check(authorization)) return OPERATOR
+    const cred = parseBasic(authorization)
+    if (cred !== undefined && this.server.tenants.authenticate(cred.user, cred.password)) return { tenant: cred.user }
+    if (exposure.mode === 'basic') {
+      sendText(req, res, 401, 'authentication required', { 'WWW-Authenticate': BASIC_CHALLENGE })
+      return undefined
+    }
+    const why = notLocalReason(req)
+    if (why === undefined) return OPERATOR
+    sendText(req, res, 403, `forbidden: ${why}; set webServer.user and webServer.password to reach the dashboard from elsewhere`)
+    return undefined
   }
 
   /** Serves `sub` (the path below the prefix) to an admitted request. */
-  private route(req: http.IncomingMessage, res: http.ServerResponse, sub: string): void {
+  private route(req: http.IncomingMessage, res: http.ServerResponse, sub: string, viewer: Viewer): void {
     if (sub.startsWith('api/')) {
-      handleApi(this.server, sub.slice(4), req, res)
+      handleApi(this.server, sub.slice(4), req, res, viewer.tenant)
       return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -260,13 +277,15 @@ export class Dashboard {
         this.sendStatic(req, res, DASHBOARD_SCRIPT, this.scriptEtag, 'text/javascript; charset=utf-8', {})
         return
       case 'metrics':
-        void this.sendMetrics(req, res)
+        // Prometheus series name every proxy of every user: the operator's alone.
+        if (viewer.tenant !== undefined) sendText(req, res, 403, 'forbidden: /metrics is for the operator (webServer.user)')
+        else void this.sendMetrics(req, res)
         return
       case 'healthz':
         sendText(req, res, 200, 'ok')
         return
       default:
-        if (sub === 'api') handleApi(this.server, '', req, res)
+        if (sub === 'api') handleApi(this.server, '', req, res, viewer.tenant)
         else sendText(req, res, 404, 'not found')
     }
   }

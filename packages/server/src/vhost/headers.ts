@@ -216,6 +216,35 @@ export function downstreamHead(rawHeaders: readonly string[], responseHeaders: H
   return applySet(out, responseHeaders)
 }
 
+/**
+ * The head of an interim (1xx) response of the local service, as relayed to the user: `HTTP/1.1`,
+ * the status and reason, its fields minus hop-by-hop ones. Undefined for 100 (relayed through
+ * Node's `'continue'`) and 101 (an upgrade), which have their own paths. Go's ReverseProxy (used by
+ * frps ≥ 0.70, frp-wire-protocol.md §10.3) passes 1xx responses on the same way since Go 1.20
+ * (`Got1xxResponse`). Fields Node would refuse to write are dropped rather than sent raw, and a
+ * reason phrase with control characters becomes empty (RFC 9112 §4 allows an empty one).
+ */
+export function interimHead(status: number, reason: string | undefined, rawHeaders: readonly string[]): string | undefined {
+  if (!Number.isInteger(status) || status < 102 || status > 199) return undefined
+  const conn = connectionTokens(rawHeaders)
+  const phrase = reason !== undefined && /^[\t\x20-\x7e]*$/.test(reason) ? reason : ''
+  let head = `HTTP/1.1 ${status} ${phrase}\r\n`
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    const value = rawHeaders[i + 1]!
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || conn?.has(lower)) continue
+    try {
+      http.validateHeaderName(name)
+      http.validateHeaderValue(name, value)
+    } catch {
+      continue
+    }
+    head += `${name}: ${value}\r\n`
+  }
+  return `${head}\r\n`
+}
+
 /** Parses `Basic base64(user:password)`; undefined when absent or not Basic. */
 export function basicCredentials(value: string | undefined): { user: string; password: string } | undefined {
   if (value === undefined) return undefined

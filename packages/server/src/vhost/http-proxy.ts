@@ -13,6 +13,7 @@ import {
   clientAddress,
   downstreamHead,
   firstHeader,
+  interimHead,
   upstreamHead,
   type ClientAddress,
   type HeaderSet,
@@ -189,6 +190,16 @@ function hasBody(req: http.IncomingMessage): boolean {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+/**
+ * Writes bytes ahead of the response head, as `writeContinue()`, `writeProcessing()` and
+ * `writeEarlyHints()` do: through `_writeRaw`, which also queues them while the response waits
+ * for the socket (pipelining). The public `writeEarlyHints` cannot be used for a relay: it drops
+ * hints without a `Link` field and refuses Link values that its own pattern does not know.
+ */
+function writeRaw(res: http.ServerResponse, text: string): void {
+  ;(res as unknown as { _writeRaw(data: string, encoding: BufferEncoding): boolean })._writeRaw(text, 'latin1')
+}
 
 /**
  * The http vhost side of wsfrps: registers `proxy_type = "http"` proxies into a {@link VhostRouter}
@@ -450,7 +461,20 @@ export class HttpVhost implements ProxyManager {
     }
     const onUserGone = (): void => {
       // The user went away (or the response was cut): the work stream cannot be reused.
-      if (!res.writableFinished) upReq.destroy()
+      if (!res.writableFinished) {
+        upReq.destroy()
+        return
+      }
+      if (body && !req.complete) {
+        // Answered before the whole body went up (a refused `Expect: 100-continue`, a service that
+        // answers early): the work stream is stuck mid-request, so it is closed rather than kept
+        // waiting for bytes that may never come (Go's transport drops such a connection too). The
+        // rest of the body, if the user sends it, is read and dropped so that a kept-alive user
+        // connection stays in step; without a 100, Node closes that connection anyway.
+        req.unpipe(upReq)
+        upReq.destroy()
+        req.resume()
+      }
     }
     res.once('close', onUserGone)
     upReq.on('finish', () => {
@@ -464,6 +488,14 @@ export class HttpVhost implements ProxyManager {
     upReq.on('continue', () => {
       stopTimer()
       if (!res.headersSent && !res.destroyed) res.writeContinue()
+    })
+    upReq.on('information', (info: http.InformationEvent) => {
+      // Other interim responses (102 Processing, 103 Early Hints…) go to the user as they come,
+      // except to HTTP/1.0 users, who must not get any (RFC 9110 §15.2). The response-header
+      // timeout keeps running: like Go's ResponseHeaderTimeout, it waits for the final head.
+      if (req.httpVersionMinor === 0 || res.headersSent || res.destroyed) return
+      const head = interimHead(info.statusCode, info.statusMessage, info.rawHeaders)
+      if (head !== undefined) writeRaw(res, head)
     })
     upReq.on('response', (upRes) => {
       responded = true

@@ -10,4 +10,5 @@ export {
 } from './router.js'
 export { HttpVhost, HttpProxy, VHOST_DEFAULTS, type HttpVhostOptions } from './http-proxy.js'
 export { TrustedProxies, DEFAULT_TRUSTED_PROXIES, normalizeIp } from './trusted.js'
-export { answerClientError, sendErrorPage, errorPageHtml, ERROR_HEADER, type VhostErrorCode } from './error-page.js'
+export { answerClientError, answerOnSocket, sendErrorPage, errorPageHtml, ERROR_HEADER, type VhostErrorCode } from './error-page.js'
+export { refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly, VHOST_ALLOWED_METHODS } from './listener.js'
