@@ -83,8 +83,432 @@ const HOST_RE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
  * - Browsers drop forbidden header names (Host, Cookie, …) from constructed Requests. When that
  *   happened, `request.headers` is replaced on that Request object by a complete `Headers`.
  */
-export function handlerTarget(handler: FetchHandler, opts?: HandlerTargetOptions): Conn {
-  return new HandlerConn(handler, opts ?? {})
+export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions = {}): Conn {
+  // A closure rather than a class: this code ships in the size-budgeted service-worker bundle, and
+  // closure variables minify to one letter where every `this._x` access would cost six bytes more.
+  const log = opts.logger ?? noopLogger
+  const bodyHwm = opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
+  if (!(bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${bodyHwm}`)
+  const proxyName = opts.proxyName
+  let sink: ConnSink | undefined
+  let current: Exchange | undefined
+
+  // Input side (bytes from the peer).
+  let needDrain = false
+  let inputEnded = false
+  /** No more input is parsed: a parse error, or the response said Connection: close. */
+  let ignoreInput = false
+
+  // Output side (bytes to the peer).
+  let outPaused = false
+  let outQueue: Uint8Array[] = []
+  let endPending = false
+  let endDelivered = false
+  let writableWaiters: (() => void)[] = []
+
+  let closed = false
+
+  const warn = (what: string, err: unknown): void =>
+    log.warn(what, { proxy: proxyName, error: err instanceof Error ? err.message : String(err) })
+
+  // ---- input ----
+
+  /** Runs a parser call; a parse error becomes an error response (or closes after the current one). */
+  const feed = (call: () => void): void => {
+    try {
+      call()
+    } catch (err) {
+      onInputError(err)
+    }
+  }
+
+  const canTakeMore = (): boolean => {
+    if (ignoreInput) return true
+    if (parser.bufferedBytes > 0) return false
+    const ex = current
+    return !(ex !== undefined && ex._body === 'stream' && ex._controller !== undefined && (ex._controller.desiredSize ?? 1) <= 0)
+  }
+
+  const maybeDrain = (): void => {
+    if (!needDrain || closed || !canTakeMore()) return
+    needDrain = false
+    sink?.onDrain()
+  }
+
+  const parser = new RequestParser(
+    {
+      onHead(head) {
+        const ex: Exchange = {
+          _head: head,
+          _abort: new AbortController(),
+          _body: 'none',
+          _stream: undefined,
+          _controller: undefined,
+          _requestDone: false,
+          _responseDone: false,
+          _broken: false,
+          _reader: undefined,
+        }
+        current = ex
+        if (head.bodyKind !== 'none') {
+          const method = head.method.toUpperCase()
+          if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
+            // A Request cannot carry a body for these; it is read and dropped to keep the stream in sync.
+            ex._body = 'discard'
+          } else {
+            // Made now, not when the handler is called: body bytes may follow the head in this very chunk.
+            // (start() runs synchronously inside the constructor, so the controller exists at once.)
+            ex._body = 'stream'
+            ex._stream = new ReadableStream<Uint8Array>(
+              {
+                start: (c) => {
+                  ex._controller = c
+                },
+                pull: maybeDrain,
+                cancel: () => {
+                  ex._body = 'discard'
+                  maybeDrain()
+                },
+              },
+              { highWaterMark: bodyHwm, size: (c) => c.byteLength },
+            )
+          }
+        }
+        // Handlers run outside the parser's (and the peer's delivery) stack.
+        queueMicrotask(() => void run(ex))
+      },
+      onBody(chunk) {
+        const ex = current
+        if (ex === undefined || ex._body !== 'stream' || ex._controller === undefined) return
+        try {
+          ex._controller.enqueue(chunk)
+        } catch {
+          // The stream was cancelled or errored by its reader: the rest is discarded.
+          ex._body = 'discard'
+        }
+      },
+      onMessageEnd() {
+        const ex = current
+        if (ex === undefined) return
+        ex._requestDone = true
+        // One request at a time: pipelined requests wait until this response is written.
+        parser.pause()
+        if (ex._body === 'stream') {
+          try {
+            ex._controller?.close()
+          } catch {
+            // already cancelled
+          }
+        }
+        if (ex._responseDone) nextExchange()
+      },
+      onEof() {
+        if (current === undefined) endOutput()
+      },
+    },
+    opts,
+  )
+
+  const onInputError = (err: unknown): void => {
+    ignoreInput = true
+    parser.pause()
+    const error = err instanceof Error ? err : new Error(String(err))
+    const ex = current
+    if (ex !== undefined) {
+      if (!ex._responseDone) {
+        // The request body was cut off or malformed: the handler's read fails; the response it
+        // still gives is sent, and the connection closes after it.
+        ex._broken = true
+        failBody(ex, error)
+        return
+      }
+      // The response is out; only the rest of the request was bad.
+      current = undefined
+    } else {
+      const status = err instanceof HttpError ? err.status : 400
+      log.debug('bad request on a work stream', { proxy: proxyName, error: error.message, status })
+      // Parser errors name what was wrong with the request; anything else stays internal.
+      const reason = reasonPhrase(status) || 'Bad Request'
+      emitText(undefined, status, err instanceof HttpError ? `${reason}: ${error.message}` : reason, false)
+    }
+    endOutput()
+    maybeClose()
+  }
+
+  /** Errors a streamed request body (its reader's read rejects) and drops the rest of it. */
+  const failBody = (ex: Exchange, err: Error): void => {
+    if (ex._body === 'stream') {
+      try {
+        ex._controller?.error(err)
+      } catch {
+        // already closed
+      }
+    }
+    ex._body = 'discard'
+  }
+
+  // ---- one exchange ----
+
+  const run = async (ex: Exchange): Promise<void> => {
+    const head = ex._head
+    let response: Response | undefined
+    let early: [number, string] | undefined
+    if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported by this target`]
+    else if (head.expect !== undefined && head.expect.toLowerCase() !== '100-continue') early = [417, 'Expectation Failed']
+    let request: Request | undefined
+    if (early === undefined) {
+      try {
+        request = buildRequest(ex)
+      } catch (err) {
+        early = [400, `Bad Request: ${(err as Error).message}`]
+      }
+    }
+    if (early !== undefined || request === undefined) {
+      const [status, text] = early ?? [400, 'Bad Request']
+      failResponse(ex, status, text)
+      return
+    }
+    if (ex._body === 'stream' && head.expect !== undefined) emit(ResponseWriter.interim(100))
+    const info: HandlerInfo = {
+      proxyName: proxyName ?? '',
+      remoteAddr: opts.remoteAddr,
+      remotePort: opts.remotePort,
+      rawHeaders: head.headers,
+    }
+    try {
+      const r: unknown = await handler(request, info)
+      if (!(r instanceof Response)) throw new TypeError(`the handler returned ${r === null ? 'null' : typeof r}, not a Response`)
+      if (r.type === 'error' || r.status < 200) throw new TypeError(`the handler returned a network error or status ${r.status}`)
+      response = r
+    } catch (err) {
+      if (closed || current !== ex) return
+      warn('handler failed', err)
+      failResponse(ex, 500, 'Internal Server Error')
+      return
+    }
+    if (closed || current !== ex) {
+      cancel(response.body)
+      return
+    }
+    await writeResponse(ex, response)
+  }
+
+  /** Answers `ex` with a short text response instead of the handler's. */
+  const failResponse = (ex: Exchange, status: number, text: string): void => {
+    const keepAlive = ex._head.keepAlive && !ex._broken
+    finishBody(ex)
+    emitText(ex._head, status, text, keepAlive)
+    responseWritten(ex, keepAlive)
+  }
+
+  const buildRequest = (ex: Exchange): Request => {
+    const head = ex._head
+    const url = requestURL(head)
+    const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex._abort.signal }
+    if (ex._stream !== undefined) {
+      init.body = ex._stream
+      // Required for a stream body by Chromium and undici: the request is sent while its body streams.
+      init.duplex = 'half'
+    }
+    const request = new Request(url, init)
+    restoreForbiddenHeaders(request, head.headers)
+    return request
+  }
+
+  const writeResponse = async (ex: Exchange, response: Response): Promise<void> => {
+    const head = ex._head
+    const w = new ResponseWriter({
+      requestMethod: head.method,
+      requestVersionMinor: head.versionMinor,
+      keepAlive: head.keepAlive && !ex._broken,
+    })
+    let headBytes: Uint8Array
+    const body = response.body
+    try {
+      headBytes = w.head({
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+        bodyLength: body === null ? 0 : undefined,
+      })
+    } catch (err) {
+      warn('handler response cannot be sent', err)
+      cancel(body)
+      failResponse(ex, 500, 'Internal Server Error')
+      return
+    }
+    emit(headBytes)
+    try {
+      if (body !== null) {
+        if (w.framing === 'none') {
+          cancel(body)
+        } else {
+          const reader = body.getReader()
+          ex._reader = reader
+          for (;;) {
+            await whenWritable()
+            if (closed) return
+            const { done, value } = await reader.read()
+            if (done) break
+            if (closed) return
+            if (!(value instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array')
+            for (const b of w.body(value)) emit(b)
+          }
+          ex._reader = undefined
+        }
+      }
+      emit(w.end())
+    } catch (err) {
+      if (closed) return
+      // Part of the response is out: the only honest signal left is to cut the stream.
+      warn('response body failed', err)
+      cancel(ex._reader)
+      destroy(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    responseWritten(ex, w.keepAlive)
+  }
+
+  /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
+  const finishBody = (ex: Exchange): void => {
+    if (!ex._requestDone) failBody(ex, new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
+    maybeDrain()
+  }
+
+  const responseWritten = (ex: Exchange, keepAlive: boolean): void => {
+    if (closed || current !== ex) return
+    ex._responseDone = true
+    finishBody(ex)
+    // ignoreInput: the request turned bad after this response's head went out with keep-alive.
+    if (!keepAlive || ignoreInput) {
+      ignoreInput = true
+      parser.pause()
+      current = undefined
+      endOutput()
+      maybeDrain()
+      maybeClose()
+      return
+    }
+    if (ex._requestDone) nextExchange()
+  }
+
+  const nextExchange = (): void => {
+    current = undefined
+    if (ignoreInput) {
+      endOutput()
+      maybeClose()
+      return
+    }
+    // Parses held (pipelined) input; an end of input that was waiting for this gives onEof.
+    feed(() => parser.resume())
+    maybeDrain()
+  }
+
+  /** Ends the exchange in progress, if any, with `err`: its signal aborts and its streams error. */
+  const abortCurrent = (err: Error): void => {
+    const ex = current
+    current = undefined
+    if (ex === undefined) return
+    ex._abort.abort(err)
+    failBody(ex, err)
+    void ex._reader?.cancel(err).catch(() => {})
+  }
+
+  // ---- output ----
+
+  const emit = (bytes: Uint8Array): void => {
+    if (closed || endPending || bytes.length === 0) return
+    if (outPaused || outQueue.length > 0 || sink === undefined) outQueue.push(bytes)
+    else sink.onData(bytes)
+  }
+
+  /** A complete short text/plain response. */
+  const emitText = (req: RequestHead | undefined, status: number, text: string, keepAlive: boolean): void => {
+    const body = new TextEncoder().encode(`${text}\n`)
+    const w = new ResponseWriter({ keepAlive, requestMethod: req?.method, requestVersionMinor: req?.versionMinor })
+    emit(w.head({ status, headers: [['Content-Type', 'text/plain; charset=utf-8']], bodyLength: body.length }))
+    for (const b of w.body(body)) emit(b)
+    emit(w.end())
+  }
+
+  const flush = (): void => {
+    if (sink === undefined || closed) return
+    while (!outPaused && outQueue.length > 0) {
+      sink.onData(outQueue.shift()!)
+      if (closed) return
+    }
+    if (outPaused) return
+    if (endPending && !endDelivered) {
+      endDelivered = true
+      sink.onEnd()
+      maybeClose()
+    }
+    wakeWriters()
+  }
+
+  const whenWritable = (): Promise<void> | undefined =>
+    outPaused && !closed ? new Promise((resolve) => writableWaiters.push(resolve)) : undefined
+
+  const wakeWriters = (): void => {
+    const w = writableWaiters
+    writableWaiters = []
+    for (const f of w) f()
+  }
+
+  /** Half-closes our side after the queued bytes (no response follows). */
+  const endOutput = (): void => {
+    if (endPending) return
+    endPending = true
+    flush()
+  }
+
+  const maybeClose = (): void => {
+    if (closed || !endDelivered || !inputEnded) return
+    closed = true
+    abortCurrent(new WsfrpError('ERR_CONN_CLOSED', 'the connection closed'))
+    queueMicrotask(() => sink?.onClose())
+  }
+
+  const destroy = (err?: Error): void => {
+    if (closed) return
+    closed = true
+    outQueue = []
+    abortCurrent(err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed'))
+    wakeWriters()
+    queueMicrotask(() => sink?.onClose(err))
+  }
+
+  return {
+    canPause: true,
+    start(s) {
+      if (sink !== undefined) throw new Error('handlerTarget: start() called twice')
+      sink = s
+    },
+    write(chunk) {
+      if (closed || inputEnded) return false
+      if (ignoreInput) return true
+      feed(() => parser.push(chunk))
+      if (canTakeMore()) return true
+      needDrain = true
+      return false
+    },
+    end() {
+      if (closed || inputEnded) return
+      inputEnded = true
+      if (ignoreInput) maybeClose()
+      // The check runs once the held input is parsed: onEof, or an error for a cut-off request.
+      else feed(() => parser.finish())
+    },
+    destroy,
+    pause() {
+      outPaused = true
+    },
+    resume() {
+      if (!outPaused) return
+      outPaused = false
+      flush()
+    },
+  }
 }
 
 /**
@@ -93,6 +517,11 @@ export function handlerTarget(handler: FetchHandler, opts?: HandlerTargetOptions
  */
 export function serveHttp(conn: Conn, handler: FetchHandler, opts?: HandlerTargetOptions): Promise<void> {
   return pipe(conn, handlerTarget(handler, opts))
+}
+
+/** Cancels a response body or its reader that will not be read (any error is moot by then). */
+function cancel(body: { cancel(reason?: unknown): Promise<void> } | null | undefined): void {
+  void body?.cancel().catch(() => {})
 }
 
 /** One request and its response. */
@@ -108,464 +537,6 @@ interface Exchange {
   /** The request turned out malformed (mid-body): close after the response. */
   _broken: boolean
   _reader: ReadableStreamDefaultReader<Uint8Array> | undefined
-}
-
-class HandlerConn implements Conn {
-  readonly canPause = true
-  private _sink: ConnSink | undefined
-  private readonly _parser: RequestParser
-  private readonly _log: Logger
-  private readonly _bodyHwm: number
-  private _current: Exchange | undefined
-
-  // Input side (bytes from the peer).
-  private _needDrain = false
-  private _inputEnded = false
-  /** No more input is parsed: a parse error, or the response said Connection: close. */
-  private _ignoreInput = false
-
-  // Output side (bytes to the peer).
-  private _outPaused = false
-  private _outQueue: Uint8Array[] = []
-  private _endPending = false
-  private _endDelivered = false
-  private _writableWaiters: (() => void)[] = []
-
-  private _closed = false
-
-  private readonly _handler: FetchHandler
-  private readonly _opts: HandlerTargetOptions
-
-  constructor(handler: FetchHandler, opts: HandlerTargetOptions) {
-    this._handler = handler
-    this._opts = opts
-    this._log = opts.logger ?? noopLogger
-    this._bodyHwm = opts.bodyHighWaterMark ?? DEFAULT_BODY_HWM
-    if (!(this._bodyHwm >= 1)) throw new RangeError(`bodyHighWaterMark must be >= 1, got ${this._bodyHwm}`)
-    this._parser = new RequestParser(
-      {
-        onHead: (head) => this._onHead(head),
-        onBody: (chunk) => this._onBody(chunk),
-        onMessageEnd: () => this._onMessageEnd(),
-        onEof: () => this._onEof(),
-      },
-      opts,
-    )
-  }
-
-  // ---- Conn ----
-
-  start(sink: ConnSink): void {
-    if (this._sink !== undefined) throw new Error('handlerTarget: start() called twice')
-    this._sink = sink
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this._closed || this._inputEnded) return false
-    if (this._ignoreInput) return true
-    this._feed(() => this._parser.push(chunk))
-    if (this._canTakeMore()) return true
-    this._needDrain = true
-    return false
-  }
-
-  end(): void {
-    if (this._closed || this._inputEnded) return
-    this._inputEnded = true
-    if (this._ignoreInput) {
-      this._maybeClose()
-      return
-    }
-    // The check runs once the held input is parsed: onEof, or an error for a cut-off request.
-    this._feed(() => this._parser.finish())
-  }
-
-  destroy(err?: Error): void {
-    if (this._closed) return
-    this._closed = true
-    this._outQueue = []
-    const ex = this._current
-    this._current = undefined
-    if (ex !== undefined) this._abortExchange(ex, err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed'))
-    this._wakeWriters()
-    queueMicrotask(() => this._sink?.onClose(err))
-  }
-
-  pause(): void {
-    this._outPaused = true
-  }
-
-  resume(): void {
-    if (!this._outPaused) return
-    this._outPaused = false
-    this._flush()
-  }
-
-  // ---- input ----
-
-  /** Runs a parser call; a parse error becomes an error response (or closes after the current one). */
-  private _feed(call: () => void): void {
-    try {
-      call()
-    } catch (err) {
-      this._onInputError(err)
-    }
-  }
-
-  private _canTakeMore(): boolean {
-    if (this._ignoreInput) return true
-    if (this._parser.bufferedBytes > 0) return false
-    const ex = this._current
-    return !(ex !== undefined && ex._body === 'stream' && ex._controller !== undefined && (ex._controller.desiredSize ?? 1) <= 0)
-  }
-
-  private _maybeDrain(): void {
-    if (!this._needDrain || this._closed || !this._canTakeMore()) return
-    this._needDrain = false
-    this._sink?.onDrain()
-  }
-
-  private _onHead(head: RequestHead): void {
-    const ex: Exchange = {
-      _head: head,
-      _abort: new AbortController(),
-      _body: 'none',
-      _stream: undefined,
-      _controller: undefined,
-      _requestDone: false,
-      _responseDone: false,
-      _broken: false,
-      _reader: undefined,
-    }
-    this._current = ex
-    if (head.bodyKind !== 'none') {
-      const method = head.method.toUpperCase()
-      if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
-        // A Request cannot carry a body for these; it is read and dropped to keep the stream in sync.
-        ex._body = 'discard'
-      } else {
-        // Made now, not when the handler is called: body bytes may follow the head in this very chunk.
-        // (start() runs synchronously inside the constructor, so the controller exists at once.)
-        ex._body = 'stream'
-        ex._stream = new ReadableStream<Uint8Array>(
-          {
-            start: (c) => {
-              ex._controller = c
-            },
-            pull: () => this._maybeDrain(),
-            cancel: () => {
-              ex._body = 'discard'
-              this._maybeDrain()
-            },
-          },
-          { highWaterMark: this._bodyHwm, size: (c) => c.byteLength },
-        )
-      }
-    }
-    // Handlers run outside the parser's (and the peer's delivery) stack.
-    queueMicrotask(() => void this._run(ex))
-  }
-
-  private _onBody(chunk: Uint8Array): void {
-    const ex = this._current
-    if (ex === undefined || ex._body !== 'stream' || ex._controller === undefined) return
-    try {
-      ex._controller.enqueue(chunk)
-    } catch {
-      // The stream was cancelled or errored by its reader: the rest is discarded.
-      ex._body = 'discard'
-    }
-  }
-
-  private _onMessageEnd(): void {
-    const ex = this._current
-    if (ex === undefined) return
-    ex._requestDone = true
-    // One request at a time: pipelined requests wait until this response is written.
-    this._parser.pause()
-    if (ex._body === 'stream') {
-      try {
-        ex._controller?.close()
-      } catch {
-        // already cancelled
-      }
-    }
-    if (ex._responseDone) this._nextExchange()
-  }
-
-  private _onEof(): void {
-    if (this._current === undefined) this._endOutput()
-  }
-
-  private _onInputError(err: unknown): void {
-    this._ignoreInput = true
-    this._parser.pause()
-    const error = err instanceof Error ? err : new Error(String(err))
-    const ex = this._current
-    if (ex !== undefined) {
-      if (!ex._responseDone) {
-        // The request body was cut off or malformed: the handler's read fails; the response it
-        // still gives is sent, and the connection closes after it.
-        ex._broken = true
-        if (ex._body === 'stream') {
-          try {
-            ex._controller?.error(error)
-          } catch {
-            // already closed
-          }
-        }
-        ex._body = 'discard'
-        return
-      }
-      // The response is out; only the rest of the request was bad.
-      this._current = undefined
-    } else {
-      const status = err instanceof HttpError ? err.status : 400
-      this._log.debug('bad request on a work stream', { proxy: this._opts.proxyName, error: error.message, status })
-      // Parser errors name what was wrong with the request; anything else stays internal.
-      const reason = reasonPhrase(status) || 'Bad Request'
-      this._emitText(undefined, status, err instanceof HttpError ? `${reason}: ${error.message}` : reason, false)
-    }
-    this._endOutput()
-    this._maybeClose()
-  }
-
-  // ---- one exchange ----
-
-  private async _run(ex: Exchange): Promise<void> {
-    const head = ex._head
-    let response: Response | undefined
-    let early: [number, string] | undefined
-    if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported by this target`]
-    else if (head.expect !== undefined && head.expect.toLowerCase() !== '100-continue') early = [417, 'Expectation Failed']
-    let request: Request | undefined
-    if (early === undefined) {
-      try {
-        request = this._buildRequest(ex)
-      } catch (err) {
-        early = [400, `Bad Request: ${(err as Error).message}`]
-      }
-    }
-    if (early !== undefined || request === undefined) {
-      this._finishBody(ex)
-      const [status, text] = early ?? [400, 'Bad Request']
-      this._emitText(head, status, text, head.keepAlive)
-      this._responseWritten(ex, head.keepAlive)
-      return
-    }
-    if (ex._body === 'stream' && head.expect !== undefined) this._emit(ResponseWriter.interim(100))
-    const info: HandlerInfo = {
-      proxyName: this._opts.proxyName ?? '',
-      remoteAddr: this._opts.remoteAddr,
-      remotePort: this._opts.remotePort,
-      rawHeaders: head.headers,
-    }
-    try {
-      const r: unknown = await this._handler(request, info)
-      if (!(r instanceof Response)) throw new TypeError(`the handler returned ${r === null ? 'null' : typeof r}, not a Response`)
-      if (r.type === 'error' || r.status < 200) throw new TypeError(`the handler returned a network error or status ${r.status}`)
-      response = r
-    } catch (err) {
-      if (this._closed || this._current !== ex) return
-      this._log.warn('handler failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
-      this._finishBody(ex)
-      const keepAlive = head.keepAlive && !ex._broken
-      this._emitText(head, 500, 'Internal Server Error', keepAlive)
-      this._responseWritten(ex, keepAlive)
-      return
-    }
-    if (this._closed || this._current !== ex) {
-      void response.body?.cancel().catch(() => {})
-      return
-    }
-    await this._writeResponse(ex, response)
-  }
-
-  private _buildRequest(ex: Exchange): Request {
-    const head = ex._head
-    const url = requestURL(head)
-    const init: RequestInit & { duplex?: 'half' } = { method: head.method, headers: head.headers, signal: ex._abort.signal }
-    if (ex._stream !== undefined) {
-      init.body = ex._stream
-      // Required for a stream body by Chromium and undici: the request is sent while its body streams.
-      init.duplex = 'half'
-    }
-    const request = new Request(url, init)
-    restoreForbiddenHeaders(request, head.headers)
-    return request
-  }
-
-  private async _writeResponse(ex: Exchange, response: Response): Promise<void> {
-    const head = ex._head
-    const w = new ResponseWriter({
-      requestMethod: head.method,
-      requestVersionMinor: head.versionMinor,
-      keepAlive: head.keepAlive && !ex._broken,
-    })
-    let headBytes: Uint8Array
-    try {
-      headBytes = w.head({
-        status: response.status,
-        statusText: response.statusText,
-        headers: response.headers,
-        bodyLength: response.body === null ? 0 : undefined,
-      })
-    } catch (err) {
-      this._log.warn('handler response cannot be sent', { proxy: this._opts.proxyName, error: (err as Error).message })
-      void response.body?.cancel().catch(() => {})
-      this._finishBody(ex)
-      this._emitText(head, 500, 'Internal Server Error', head.keepAlive && !ex._broken)
-      this._responseWritten(ex, head.keepAlive && !ex._broken)
-      return
-    }
-    this._emit(headBytes)
-    const body = response.body
-    try {
-      if (body !== null) {
-        if (w.framing === 'none') {
-          void body.cancel().catch(() => {})
-        } else {
-          const reader = body.getReader()
-          ex._reader = reader
-          for (;;) {
-            await this._whenWritable()
-            if (this._closed) return
-            const { done, value } = await reader.read()
-            if (done) break
-            if (this._closed) return
-            if (!(value instanceof Uint8Array)) throw new TypeError('a response body chunk is not a Uint8Array')
-            for (const b of w.body(value)) this._emit(b)
-          }
-          ex._reader = undefined
-        }
-      }
-      this._emit(w.end())
-    } catch (err) {
-      if (this._closed) return
-      // Part of the response is out: the only honest signal left is to cut the stream.
-      this._log.warn('response body failed', { proxy: this._opts.proxyName, error: err instanceof Error ? err.message : String(err) })
-      void ex._reader?.cancel().catch(() => {})
-      this.destroy(err instanceof Error ? err : new Error(String(err)))
-      return
-    }
-    this._responseWritten(ex, w.keepAlive)
-  }
-
-  /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
-  private _finishBody(ex: Exchange): void {
-    if (ex._body === 'stream' && !ex._requestDone) {
-      ex._body = 'discard'
-      try {
-        ex._controller?.error(new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
-      } catch {
-        // already closed
-      }
-    }
-    this._maybeDrain()
-  }
-
-  private _responseWritten(ex: Exchange, keepAlive: boolean): void {
-    if (this._closed || this._current !== ex) return
-    ex._responseDone = true
-    this._finishBody(ex)
-    // ignoreInput: the request turned bad after this response's head went out with keep-alive.
-    if (!keepAlive || this._ignoreInput) {
-      this._ignoreInput = true
-      this._parser.pause()
-      this._current = undefined
-      this._endOutput()
-      this._maybeDrain()
-      this._maybeClose()
-      return
-    }
-    if (ex._requestDone) this._nextExchange()
-  }
-
-  private _nextExchange(): void {
-    this._current = undefined
-    if (this._ignoreInput) {
-      this._endOutput()
-      this._maybeClose()
-      return
-    }
-    // Parses held (pipelined) input; an end of input that was waiting for this gives onEof.
-    this._feed(() => this._parser.resume())
-    this._maybeDrain()
-  }
-
-  private _abortExchange(ex: Exchange, err: Error): void {
-    ex._abort.abort(err)
-    if (ex._body === 'stream') {
-      try {
-        ex._controller?.error(err)
-      } catch {
-        // already closed
-      }
-    }
-    ex._body = 'discard'
-    void ex._reader?.cancel(err).catch(() => {})
-  }
-
-  // ---- output ----
-
-  private _emit(bytes: Uint8Array): void {
-    if (this._closed || this._endPending || bytes.length === 0) return
-    if (this._outPaused || this._outQueue.length > 0 || this._sink === undefined) this._outQueue.push(bytes)
-    else this._sink.onData(bytes)
-  }
-
-  /** A complete short text/plain response. */
-  private _emitText(req: RequestHead | undefined, status: number, text: string, keepAlive: boolean): void {
-    const body = new TextEncoder().encode(`${text}\n`)
-    const w = new ResponseWriter({ keepAlive, requestMethod: req?.method, requestVersionMinor: req?.versionMinor })
-    this._emit(w.head({ status, headers: [['Content-Type', 'text/plain; charset=utf-8']], bodyLength: body.length }))
-    for (const b of w.body(body)) this._emit(b)
-    this._emit(w.end())
-  }
-
-  private _flush(): void {
-    const sink = this._sink
-    if (sink === undefined || this._closed) return
-    while (!this._outPaused && this._outQueue.length > 0) {
-      sink.onData(this._outQueue.shift()!)
-      if (this._closed) return
-    }
-    if (this._outPaused) return
-    if (this._endPending && !this._endDelivered) {
-      this._endDelivered = true
-      sink.onEnd()
-      this._maybeClose()
-    }
-    this._wakeWriters()
-  }
-
-  private _whenWritable(): Promise<void> {
-    if (!this._outPaused || this._closed) return Promise.resolve()
-    return new Promise((resolve) => this._writableWaiters.push(resolve))
-  }
-
-  private _wakeWriters(): void {
-    const w = this._writableWaiters
-    if (w.length === 0) return
-    this._writableWaiters = []
-    for (const f of w) f()
-  }
-
-  /** Half-closes our side after the queued bytes (no response follows). */
-  private _endOutput(): void {
-    if (this._endPending) return
-    this._endPending = true
-    this._flush()
-  }
-
-  private _maybeClose(): void {
-    if (this._closed || !this._endDelivered || !this._inputEnded) return
-    this._closed = true
-    const ex = this._current
-    this._current = undefined
-    if (ex !== undefined) this._abortExchange(ex, new WsfrpError('ERR_CONN_CLOSED', 'the connection closed'))
-    queueMicrotask(() => this._sink?.onClose())
-  }
 }
 
 /** The URL of a Request for `head`: origin-form targets are resolved against the Host field. */

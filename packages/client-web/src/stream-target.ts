@@ -45,165 +45,149 @@ const DEFAULT_HWM = 64 * 1024
  * Backpressure runs both ways: a full `readable` makes `write()` return false (pipe pauses the work
  * stream), and while the work stream cannot take more, `writable`'s writes stay pending.
  */
-export function streamTarget(handler: StreamHandler, opts?: StreamTargetOptions): Conn {
-  return new StreamConn(handler, opts ?? {})
-}
+export function streamTarget(handler: StreamHandler, opts: StreamTargetOptions = {}): Conn {
+  // A closure rather than a class: it ships in the size-budgeted service-worker bundle, where every
+  // `this._x` access costs six bytes more than a closure variable.
+  let sink: ConnSink | undefined
+  let readableCtl: ReadableStreamDefaultController<Uint8Array> | undefined
+  let writableCtl: WritableStreamDefaultController | undefined
+  let readableOpen = true
+  let needDrain = false
+  let inputEnded = false
+  let outputEnded = false
+  let paused = false
+  let waiters: (() => void)[] = []
+  let closed = false
 
-class StreamConn implements Conn {
-  readonly canPause = true
-  private _sink: ConnSink | undefined
-  private readonly _log: Logger
-  private _readable: ReadableStreamDefaultController<Uint8Array> | undefined
-  private _writable: WritableStreamDefaultController | undefined
-  private _readableOpen = true
-  private _needDrain = false
-  private _inputEnded = false
-  private _outputEnded = false
-  private _paused = false
-  private _waiters: (() => void)[] = []
-  private _closed = false
-
-  private readonly _handler: StreamHandler
-  private readonly _opts: StreamTargetOptions
-
-  constructor(handler: StreamHandler, opts: StreamTargetOptions) {
-    this._handler = handler
-    this._opts = opts
-    this._log = opts.logger ?? noopLogger
-  }
-
-  start(sink: ConnSink): void {
-    if (this._sink !== undefined) throw new Error('streamTarget: start() called twice')
-    this._sink = sink
-    const hwm = this._opts.highWaterMark ?? DEFAULT_HWM
-    const readable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this._readable = c
-        },
-        pull: () => this._maybeDrain(),
-        cancel: () => {
-          // The handler wants no more input: what still comes is dropped, without stalling the stream.
-          this._readableOpen = false
-          this._maybeDrain()
-        },
-      },
-      { highWaterMark: hwm, size: (c) => c.byteLength },
-    )
-    const writable = new WritableStream<Uint8Array>({
-      start: (c) => {
-        this._writable = c
-      },
-      write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new TypeError('streamTarget: chunks must be Uint8Arrays')
-        while (this._paused && !this._closed) await new Promise<void>((r) => this._waiters.push(r))
-        if (this._closed) throw new WsfrpError('ERR_CONN_CLOSED', 'the connection is closed')
-        // A copy: WritableStream callers may reuse the buffer once write() resolved, and the bytes
-        // may still be queued in yamux then.
-        if (chunk.length > 0) this._sink?.onData(chunk.slice())
-      },
-      close: () => {
-        if (this._closed) return
-        this._outputEnded = true
-        this._sink?.onEnd()
-        this._maybeClose()
-      },
-      abort: (reason) => {
-        this.destroy(new WsfrpError('ERR_CONN_ABORTED', 'the stream handler aborted the connection', { cause: reason }))
-      },
-    })
-    const conn: StreamConnection = {
-      readable,
-      writable,
-      proxyName: this._opts.proxyName ?? '',
-      remoteAddr: this._opts.remoteAddr,
-      remotePort: this._opts.remotePort,
-    }
-    queueMicrotask(() => {
-      Promise.resolve()
-        .then(() => this._handler(conn))
-        .catch((err: unknown) => {
-          const error = err instanceof Error ? err : new Error(String(err))
-          this._log.warn('stream handler failed', { proxy: this._opts.proxyName, error: error.message })
-          this.destroy(error)
-        })
-    })
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this._closed || this._inputEnded) return false
-    if (!this._readableOpen || this._readable === undefined) return true
-    try {
-      this._readable.enqueue(chunk)
-    } catch {
-      this._readableOpen = false
-      return true
-    }
-    if ((this._readable.desiredSize ?? 1) > 0) return true
-    this._needDrain = true
-    return false
-  }
-
-  end(): void {
-    if (this._closed || this._inputEnded) return
-    this._inputEnded = true
-    if (this._readableOpen) {
-      this._readableOpen = false
-      try {
-        this._readable?.close()
-      } catch {
-        // cancelled by the handler
-      }
-    }
-    this._maybeClose()
-  }
-
-  destroy(err?: Error): void {
-    if (this._closed) return
-    this._closed = true
-    const reason = err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed')
-    if (this._readableOpen) {
-      this._readableOpen = false
-      try {
-        this._readable?.error(reason)
-      } catch {
-        // already closed
-      }
-    }
-    try {
-      this._writable?.error(reason)
-    } catch {
-      // already closed
-    }
-    this._wake()
-    queueMicrotask(() => this._sink?.onClose(err))
-  }
-
-  pause(): void {
-    this._paused = true
-  }
-
-  resume(): void {
-    this._paused = false
-    this._wake()
-  }
-
-  private _wake(): void {
-    const w = this._waiters
-    this._waiters = []
+  const wake = (): void => {
+    const w = waiters
+    waiters = []
     for (const f of w) f()
   }
 
-  private _maybeDrain(): void {
-    if (!this._needDrain || this._closed) return
-    if (this._readableOpen && this._readable !== undefined && (this._readable.desiredSize ?? 1) <= 0) return
-    this._needDrain = false
-    this._sink?.onDrain()
+  const maybeDrain = (): void => {
+    if (!needDrain || closed) return
+    if (readableOpen && readableCtl !== undefined && (readableCtl.desiredSize ?? 1) <= 0) return
+    needDrain = false
+    sink?.onDrain()
   }
 
-  private _maybeClose(): void {
-    if (this._closed || !this._inputEnded || !this._outputEnded) return
-    this._closed = true
-    queueMicrotask(() => this._sink?.onClose())
+  const maybeClose = (): void => {
+    if (closed || !inputEnded || !outputEnded) return
+    closed = true
+    queueMicrotask(() => sink?.onClose())
+  }
+
+  /** Ends the readable side (no more input for the handler) with `err`, or closes it cleanly. */
+  const endReadable = (err?: Error): void => {
+    if (!readableOpen) return
+    readableOpen = false
+    try {
+      if (err === undefined) readableCtl?.close()
+      else readableCtl?.error(err)
+    } catch {
+      // cancelled by the handler, or already closed
+    }
+  }
+
+  const destroy = (err?: Error): void => {
+    if (closed) return
+    closed = true
+    const reason = err ?? new WsfrpError('ERR_CONN_CLOSED', 'the connection was destroyed')
+    endReadable(reason)
+    try {
+      writableCtl?.error(reason)
+    } catch {
+      // already closed
+    }
+    wake()
+    queueMicrotask(() => sink?.onClose(err))
+  }
+
+  return {
+    canPause: true,
+    start(s) {
+      if (sink !== undefined) throw new Error('streamTarget: start() called twice')
+      sink = s
+      const readable = new ReadableStream<Uint8Array>(
+        {
+          start: (c) => {
+            readableCtl = c
+          },
+          pull: maybeDrain,
+          cancel: () => {
+            // The handler wants no more input: what still comes is dropped, without stalling the stream.
+            readableOpen = false
+            maybeDrain()
+          },
+        },
+        { highWaterMark: opts.highWaterMark ?? DEFAULT_HWM, size: (c) => c.byteLength },
+      )
+      const writable = new WritableStream<Uint8Array>({
+        start: (c) => {
+          writableCtl = c
+        },
+        write: async (chunk) => {
+          if (!(chunk instanceof Uint8Array)) throw new TypeError('streamTarget: chunks must be Uint8Arrays')
+          while (paused && !closed) await new Promise<void>((r) => waiters.push(r))
+          if (closed) throw new WsfrpError('ERR_CONN_CLOSED', 'the connection is closed')
+          // A copy: WritableStream callers may reuse the buffer once write() resolved, and the bytes
+          // may still be queued in yamux then.
+          if (chunk.length > 0) sink?.onData(chunk.slice())
+        },
+        close: () => {
+          if (closed) return
+          outputEnded = true
+          sink?.onEnd()
+          maybeClose()
+        },
+        abort: (reason) => {
+          destroy(new WsfrpError('ERR_CONN_ABORTED', 'the stream handler aborted the connection', { cause: reason }))
+        },
+      })
+      const conn: StreamConnection = {
+        readable,
+        writable,
+        proxyName: opts.proxyName ?? '',
+        remoteAddr: opts.remoteAddr,
+        remotePort: opts.remotePort,
+      }
+      queueMicrotask(() => {
+        Promise.resolve()
+          .then(() => handler(conn))
+          .catch((err: unknown) => {
+            const error = err instanceof Error ? err : new Error(String(err))
+            ;(opts.logger ?? noopLogger).warn('stream handler failed', { proxy: opts.proxyName, error: error.message })
+            destroy(error)
+          })
+      })
+    },
+    write(chunk) {
+      if (closed || inputEnded) return false
+      if (!readableOpen || readableCtl === undefined) return true
+      try {
+        readableCtl.enqueue(chunk)
+      } catch {
+        readableOpen = false
+        return true
+      }
+      if ((readableCtl.desiredSize ?? 1) > 0) return true
+      needDrain = true
+      return false
+    },
+    end() {
+      if (closed || inputEnded) return
+      inputEnded = true
+      endReadable()
+      maybeClose()
+    },
+    destroy,
+    pause() {
+      paused = true
+    },
+    resume() {
+      paused = false
+      wake()
+    },
   }
 }

@@ -1,7 +1,6 @@
 export { HttpError, reasonPhrase, type HeaderField } from './grammar.js'
 export {
   HTTP1_DEFAULT_LIMITS,
-  RequestParser,
   ResponseParser,
   type BodyKind,
   type Http1Limits,
@@ -12,6 +11,7 @@ export {
   type ResponseHead,
   type ResponseParserOptions,
 } from './parser.js'
+export { RequestParser } from './request-parser.js'
 export {
   RequestWriter,
   ResponseWriter,

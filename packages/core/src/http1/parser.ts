@@ -1,7 +1,8 @@
 /**
- * Incremental HTTP/1.1 message parsers (RFC 9112) over `Uint8Array` chunks: {@link RequestParser}
- * for the handler targets (frps re-serializes each proxied request onto a work stream,
- * frp-wire-protocol.md §10.3) and {@link ResponseParser} for the other direction.
+ * Incremental HTTP/1.1 message parsers (RFC 9112) over `Uint8Array` chunks: {@link ResponseParser},
+ * and the framing and field analysis that the request parser (request-parser.ts, used by the handler
+ * targets: frps re-serializes each proxied request onto a work stream, frp-wire-protocol.md §10.3)
+ * shares. The machinery below serves both kinds of message; requests use a size-first copy of it.
  *
  * Design:
  * - Bytes may be split anywhere; the head is collected (bounded by `maxHeaderBytes`), bodies are
@@ -534,17 +535,17 @@ abstract class Http1Parser<H extends MessageHead> {
 
 const EMPTY = new Uint8Array(0)
 
-function positiveLimit(name: string, v: number | undefined, def: number): number {
+export function positiveLimit(name: string, v: number | undefined, def: number): number {
   if (v === undefined) return def
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`)
   return v
 }
 
-function parseError(message: string): HttpError {
+export function parseError(message: string): HttpError {
   return new HttpError('ERR_HTTP_PARSE', 400, message)
 }
 
-function hexValue(b: number): number {
+export function hexValue(b: number): number {
   if (b >= 0x30 && b <= 0x39) return b - 0x30
   if (b >= 0x61 && b <= 0x66) return b - 0x57
   if (b >= 0x41 && b <= 0x46) return b - 0x37
@@ -552,7 +553,7 @@ function hexValue(b: number): number {
 }
 
 /** `name ":" OWS value OWS` (RFC 9112 §5). */
-function parseField(buf: Uint8Array, start: number, end: number): HeaderField {
+export function parseField(buf: Uint8Array, start: number, end: number): HeaderField {
   const first = buf[start]!
   // obs-fold (a continuation line) may be rejected with 400 (RFC 9112 §5.2); joining it is a smuggling risk.
   if (first === SP || first === HTAB) throw parseError('obsolete line folding in a header field')
@@ -571,7 +572,7 @@ function parseField(buf: Uint8Array, start: number, end: number): HeaderField {
 }
 
 /** The framing-relevant fields, gathered once per head. */
-interface FieldSummary {
+export interface FieldSummary {
   _contentLength: number | undefined
   _transferCodings: string[] | undefined
   _connection: string[]
@@ -580,7 +581,7 @@ interface FieldSummary {
   _hosts: number
 }
 
-function summarize(fields: HeaderField[]): FieldSummary {
+export function summarize(fields: HeaderField[]): FieldSummary {
   const s: FieldSummary = { _contentLength: undefined, _transferCodings: undefined, _connection: [], _upgrade: undefined, _expect: undefined, _hosts: 0 }
   for (const [rawName, value] of fields) {
     const name = rawName.toLowerCase()
@@ -627,7 +628,7 @@ function parseContentLength(v: string): number {
 }
 
 /** Parses `HTTP/1.x` at buf[start, start+8); returns the minor version (0 or 1), or throws. */
-function parseVersion(buf: Uint8Array, start: number, end: number): 0 | 1 {
+export function parseVersion(buf: Uint8Array, start: number, end: number): 0 | 1 {
   // "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3).
   if (
     end - start !== 8 ||
@@ -647,69 +648,13 @@ function parseVersion(buf: Uint8Array, start: number, end: number): 0 | 1 {
   return minor === 0 ? 0 : 1
 }
 
-function keepAliveOf(versionMinor: 0 | 1, connection: string[]): boolean {
+export function keepAliveOf(versionMinor: 0 | 1, connection: string[]): boolean {
   if (connection.includes('close')) return false
   return versionMinor === 1 || connection.includes('keep-alive')
 }
 
 /** Options of {@link RequestParser} and {@link ResponseParser}. */
 export type Http1ParserOptions = Http1Limits
-
-/**
- * Parses HTTP/1.1 requests, one after another on the same connection (keep-alive, pipelining).
- *
- * Requests the server must refuse are errors with their status: 400 (malformed, smuggling-prone,
- * missing or repeated Host in HTTP/1.1), 414/431 (limits), 501 (a transfer coding other than
- * chunked), 505 (not HTTP/1.x). After an `Upgrade` or `CONNECT` request parsing simply goes on; a
- * consumer that accepts the switch pauses in `onMessageEnd` and calls `detach()`.
- */
-export class RequestParser extends Http1Parser<RequestHead> {
-  constructor(handler: Http1ParserHandler<RequestHead>, opts?: Http1ParserOptions) {
-    super(handler, opts, true)
-  }
-
-  protected _buildHead([s, e]: [number, number], fields: HeaderField[], buf: Uint8Array): RequestHead {
-    // request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
-    let i = s
-    while (i < e && isTchar(buf[i]!)) i++
-    if (i === s || i >= e || buf[i] !== SP) throw parseError('invalid request method')
-    const method = latin1(buf, s, i)
-    const ts = ++i
-    // Visible ASCII only: Go and Node clients percent-encode everything else.
-    while (i < e && buf[i]! > 0x20 && buf[i]! < 0x7f) i++
-    if (i === ts || i >= e || buf[i] !== SP) throw parseError('invalid request target')
-    const target = latin1(buf, ts, i)
-    const versionMinor = parseVersion(buf, i + 1, e)
-
-    const f = summarize(fields)
-    if (versionMinor === 1 && f._hosts !== 1) {
-      throw parseError(f._hosts === 0 ? 'missing Host header' : 'more than one Host header')
-    }
-    if (versionMinor === 0 && f._hosts > 1) throw parseError('more than one Host header')
-    let bodyKind: BodyKind = 'none'
-    const keepAlive = keepAliveOf(versionMinor, f._connection)
-    if (f._transferCodings !== undefined) {
-      if (f._contentLength !== undefined) throw parseError('both Content-Length and Transfer-Encoding')
-      // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
-      if (versionMinor === 0) throw parseError('Transfer-Encoding in an HTTP/1.0 request')
-      const tc = f._transferCodings
-      if (tc.length === 0 || tc[tc.length - 1] !== 'chunked' || tc.indexOf('chunked') !== tc.length - 1) {
-        // chunked missing, not last, or repeated: the body length cannot be determined (§6.3 item 4).
-        throw parseError('request body not chunked last')
-      }
-      if (tc.length > 1) throw new HttpError('ERR_HTTP_PARSE', 501, `unsupported transfer coding: ${tc.join(', ')}`)
-      bodyKind = 'chunked'
-    } else if (f._contentLength !== undefined && f._contentLength > 0) {
-      bodyKind = 'length'
-    }
-    const upgrade = versionMinor === 1 && f._connection.includes('upgrade') ? f._upgrade : undefined
-    return { method, target, versionMinor, headers: fields, bodyKind, contentLength: f._contentLength, keepAlive, upgrade, expect: f._expect }
-  }
-
-  protected _upgradesAfter(): boolean {
-    return false
-  }
-}
 
 /** Options of {@link ResponseParser}. */
 export interface ResponseParserOptions extends Http1ParserOptions {

@@ -6,7 +6,7 @@ import { concatBytes } from '../bytes/concat.js'
 import { resolveYamuxOptions, type ResolvedYamuxOptions, type YamuxOptions } from './config.js'
 import { FrameDecoder, type FrameHandler } from './decoder.js'
 import { Flag, FrameType, GoAwayCode, INITIAL_STREAM_WINDOW, encodeHeader } from './frame.js'
-import { StreamFlags as SF, YamuxStream, type StreamHost } from './stream.js'
+import { S_CLOSED, S_FIN_QUEUED, S_FIN_SENT, S_INBOUND, S_READY, S_STARTED, YamuxStream, type StreamHost } from './stream.js'
 
 /** A transport Conn may offer `writev`: all frames of one tick as one write (one WebSocket message). */
 type BatchingConn = Conn & { writev?(chunks: Uint8Array[]): boolean }
@@ -235,26 +235,26 @@ export class YamuxSession implements StreamHost, FrameHandler {
       this._payloadFlags = flags
       this._payloadTarget = undefined
       if (!s) return // a late frame for a stream we already dropped: discard its payload
-      if (length > s.recvWindow) {
-        throw new WsfrpError('ERR_MUX_PROTOCOL', `stream ${id}: ${length} bytes exceed the receive window of ${s.recvWindow}`)
+      if (length > s._recvWindow) {
+        throw new WsfrpError('ERR_MUX_PROTOCOL', `stream ${id}: ${length} bytes exceed the receive window of ${s._recvWindow}`)
       }
-      s.recvWindow -= length
+      s._recvWindow -= length
       this._payloadTarget = s
       return
     }
     if (!s) return
     if (length > 0) {
-      const wasBlocked = s.sendWindow <= 0
-      s.sendWindow += length
-      if (s.sendWindow > 0xffffffff) throw new WsfrpError('ERR_MUX_PROTOCOL', `stream ${id}: send window overflow`)
-      if (wasBlocked && s.sendQueued > 0) this.wantsToSend(s)
+      const wasBlocked = s._sendWindow <= 0
+      s._sendWindow += length
+      if (s._sendWindow > 0xffffffff) throw new WsfrpError('ERR_MUX_PROTOCOL', `stream ${id}: send window overflow`)
+      if (wasBlocked && s._sendQueued > 0) this._wantsToSend(s)
     }
     this._applyCloseFlags(s, flags)
   }
 
   /** @internal FrameHandler */
   onPayload(chunk: Uint8Array): void {
-    this._payloadTarget?.receive(chunk)
+    this._payloadTarget?._receive(chunk)
   }
 
   /** @internal FrameHandler: FIN/RST on a Data frame apply after its payload. */
@@ -266,7 +266,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
 
   private _applyCloseFlags(s: YamuxStream, flags: number): void {
     if (flags & Flag.RST) s.close(new WsfrpError('ERR_MUX_STREAM_RESET', `stream ${s.id} was reset by the peer`))
-    else if (flags & Flag.FIN) s.remoteEnd()
+    else if (flags & Flag.FIN) s._remoteEnd()
   }
 
   private _accept(id: number): YamuxStream | undefined {
@@ -300,46 +300,46 @@ export class YamuxSession implements StreamHost, FrameHandler {
   // ---- StreamHost -------------------------------------------------------------------------------
 
   /** @internal */
-  started(_s: YamuxStream): void {
+  _started(_s: YamuxStream): void {
     this._unstarted--
   }
 
   /** @internal */
-  wantsToSend(s: YamuxStream): void {
-    if (this._isClosed || s.hasFlag(SF.READY | SF.CLOSED)) return
-    if (s.sendQueued === 0 && !(s.hasFlag(SF.FIN_QUEUED) && !s.hasFlag(SF.FIN_SENT))) return
-    if (s.sendQueued > 0 && s.sendWindow <= 0 && !s.hasFlag(SF.FIN_QUEUED)) return
-    s.setFlag(SF.READY)
+  _wantsToSend(s: YamuxStream): void {
+    if (this._isClosed || s._hasFlag(S_READY | S_CLOSED)) return
+    if (s._sendQueued === 0 && !(s._hasFlag(S_FIN_QUEUED) && !s._hasFlag(S_FIN_SENT))) return
+    if (s._sendQueued > 0 && s._sendWindow <= 0 && !s._hasFlag(S_FIN_QUEUED)) return
+    s._setFlag(S_READY)
     this._ready.push(s)
     if (!this._pumping) this._pump()
   }
 
   /** @internal */
-  sendWindowUpdate(s: YamuxStream, flags: number, delta: number): void {
+  _sendWindowUpdate(s: YamuxStream, flags: number, delta: number): void {
     this._enqueue(encodeHeader(FrameType.WindowUpdate, flags, s.id, delta))
   }
 
   /** @internal */
-  sendReset(s: YamuxStream): void {
+  _sendReset(s: YamuxStream): void {
     if (!this._isClosed) this._enqueue(encodeHeader(FrameType.WindowUpdate, Flag.RST, s.id, 0))
   }
 
   /** @internal */
-  growWindow(extra: number): number {
+  _growWindow(extra: number): number {
     const granted = Math.max(0, Math.min(extra, this._opts.sessionReceiveBudget - this._budgetUsed))
     this._budgetUsed += granted
     return granted
   }
 
   /** @internal */
-  forget(s: YamuxStream, grownBy: number): void {
+  _forget(s: YamuxStream, grownBy: number): void {
     if (this._streams.get(s.id) === s) this._streams.delete(s.id)
     this._budgetUsed -= grownBy
-    if (s.hasFlag(SF.INBOUND) && !s.hasFlag(SF.STARTED)) this._unstarted--
+    if (s._hasFlag(S_INBOUND) && !s._hasFlag(S_STARTED)) this._unstarted--
   }
 
   /** @internal */
-  buffered(delta: number): void {
+  _buffered(delta: number): void {
     this._bufferedBytes += delta
   }
 
@@ -356,18 +356,18 @@ export class YamuxSession implements StreamHost, FrameHandler {
       const maxFrame = this._opts.maxSendFrame
       while (this._readyHead < this._ready.length && !this._transportBlocked && this._outBytes < this._opts.sessionWriteHighWaterMark) {
         const s = this._ready[this._readyHead++]!
-        s.clearFlag(SF.READY)
-        if (s.hasFlag(SF.CLOSED)) continue
-        if (s.sendQueued > 0 && s.sendWindow > 0) {
-          const payload = s.takeSendBytes(Math.min(maxFrame, s.sendWindow))
+        s._clearFlag(S_READY)
+        if (s._hasFlag(S_CLOSED)) continue
+        if (s._sendQueued > 0 && s._sendWindow > 0) {
+          const payload = s._takeSendBytes(Math.min(maxFrame, s._sendWindow))
           this._enqueue(encodeHeader(FrameType.Data, 0, s.id, payload.length), payload)
-          if (s.maybeDrain()) this._drainList.push(s)
+          if (s._maybeDrain()) this._drainList.push(s)
         }
-        if (s.sendQueued === 0 && s.hasFlag(SF.FIN_QUEUED) && !s.hasFlag(SF.FIN_SENT)) {
+        if (s._sendQueued === 0 && s._hasFlag(S_FIN_QUEUED) && !s._hasFlag(S_FIN_SENT)) {
           this._enqueue(encodeHeader(FrameType.WindowUpdate, Flag.FIN, s.id, 0))
-          s.finSent()
-        } else if (s.sendQueued > 0 && s.sendWindow > 0) {
-          s.setFlag(SF.READY)
+          s._finSent()
+        } else if (s._sendQueued > 0 && s._sendWindow > 0) {
+          s._setFlag(S_READY)
           this._ready.push(s)
         }
       }
@@ -385,7 +385,7 @@ export class YamuxSession implements StreamHost, FrameHandler {
     if (this._drainList.length > 0) {
       const list = this._drainList
       this._drainList = []
-      for (const s of list) if (!s.closed) s.sink?.onDrain()
+      for (const s of list) if (!s.closed) s._sink?.onDrain()
     }
   }
 

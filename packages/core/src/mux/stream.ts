@@ -6,30 +6,32 @@ import { INITIAL_STREAM_WINDOW } from './frame.js'
 export interface StreamHost {
   readonly writeHighWaterMark: number
   /** The stream has queued data or a FIN to send. */
-  wantsToSend(s: YamuxStream): void
-  sendWindowUpdate(s: YamuxStream, flags: number, delta: number): void
-  sendReset(s: YamuxStream): void
+  _wantsToSend(s: YamuxStream): void
+  _sendWindowUpdate(s: YamuxStream, flags: number, delta: number): void
+  _sendReset(s: YamuxStream): void
   /** Asks for `extra` bytes of window growth; returns how many were granted. */
-  growWindow(extra: number): number
+  _growWindow(extra: number): number
   /** The stream is gone: remove it and give back its budget. */
-  forget(s: YamuxStream, grownBy: number): void
+  _forget(s: YamuxStream, grownBy: number): void
   /** Bytes moved in or out of stream receive buffers (for the session-wide gauge). */
-  buffered(delta: number): void
+  _buffered(delta: number): void
   /** A peer-opened stream was started (leaves the accept backlog). */
-  started(s: YamuxStream): void
+  _started(s: YamuxStream): void
 }
 
-const S_FIN_QUEUED = 1 // end() was called
-const S_FIN_SENT = 2
-const S_REMOTE_FIN = 4 // the peer's FIN arrived
+// Stream state bits, shared with the session as plain constants: an object would cost a property
+// lookup's bytes at every use in the minified bundle.
+export const S_FIN_QUEUED = 1 // end() was called
+export const S_FIN_SENT = 2
+export const S_REMOTE_FIN = 4 // the peer's FIN arrived
 const S_END_DELIVERED = 8
-const S_CLOSED = 16
+export const S_CLOSED = 16
 const S_PAUSED = 32
 const S_NEED_DRAIN = 64
 const S_DELIVERY_SCHEDULED = 128
-const S_READY = 256 // in the session's ready queue
-const S_INBOUND = 512 // opened by the peer
-const S_STARTED = 1024
+export const S_READY = 256 // in the session's ready queue
+export const S_INBOUND = 512 // opened by the peer
+export const S_STARTED = 1024
 
 /**
  * One yamux stream, as a Conn. Created by `YamuxSession.open()` or handed to `onStream`.
@@ -45,12 +47,12 @@ export class YamuxStream implements Conn {
     return true
   }
   private _state = 0
-  /** @internal */ sink: ConnSink | undefined = undefined
-  /** @internal Peer credit left: bytes we may still send. */ sendWindow = INITIAL_STREAM_WINDOW
+  /** @internal */ _sink: ConnSink | undefined = undefined
+  /** @internal Peer credit left: bytes we may still send. */ _sendWindow = INITIAL_STREAM_WINDOW
   private _sendQueue: Uint8Array[] | undefined = undefined
   /** Offset into _sendQueue[0] already framed. */ private _sendHeadOffset = 0
-  /** @internal */ sendQueued = 0
-  /** @internal Credit we granted that the peer has not used yet. */ recvWindow = INITIAL_STREAM_WINDOW
+  /** @internal */ _sendQueued = 0
+  /** @internal Credit we granted that the peer has not used yet. */ _recvWindow = INITIAL_STREAM_WINDOW
   /** Window target: what we top the credit up to. */ private _window = INITIAL_STREAM_WINDOW
   private _recvBuf: Uint8Array[] | undefined = undefined
   private _recvBuffered = 0
@@ -73,10 +75,10 @@ export class YamuxStream implements Conn {
   }
 
   start(sink: ConnSink): void {
-    if (this.sink) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: start() called twice`)
-    this.sink = sink
+    if (this._sink) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: start() called twice`)
+    this._sink = sink
     this._state |= S_STARTED
-    if (this._state & S_INBOUND && !(this._state & S_CLOSED)) this._host.started(this)
+    if (this._state & S_INBOUND && !(this._state & S_CLOSED)) this._host._started(this)
     if (this._state & S_CLOSED) {
       const err = this._closeError
       queueMicrotask(() => sink.onClose(err))
@@ -92,10 +94,10 @@ export class YamuxStream implements Conn {
     if (this._state & S_FIN_QUEUED) throw new WsfrpError('ERR_CONN_CLOSED', `stream ${this.id}: write after end`)
     if (chunk.length > 0) {
       ;(this._sendQueue ??= []).push(chunk)
-      this.sendQueued += chunk.length
-      this._host.wantsToSend(this)
+      this._sendQueued += chunk.length
+      this._host._wantsToSend(this)
     }
-    if (this.sendQueued >= this._host.writeHighWaterMark) {
+    if (this._sendQueued >= this._host.writeHighWaterMark) {
       this._state |= S_NEED_DRAIN
       return false
     }
@@ -105,12 +107,12 @@ export class YamuxStream implements Conn {
   end(): void {
     if (this._state & (S_FIN_QUEUED | S_CLOSED)) return
     this._state |= S_FIN_QUEUED
-    this._host.wantsToSend(this)
+    this._host._wantsToSend(this)
   }
 
   destroy(err?: Error): void {
     if (this._state & S_CLOSED) return
-    if ((this._state & (S_FIN_SENT | S_REMOTE_FIN)) !== (S_FIN_SENT | S_REMOTE_FIN)) this._host.sendReset(this)
+    if ((this._state & (S_FIN_SENT | S_REMOTE_FIN)) !== (S_FIN_SENT | S_REMOTE_FIN)) this._host._sendReset(this)
     this.close(err)
   }
 
@@ -132,33 +134,33 @@ export class YamuxStream implements Conn {
   // ---- used by the session ------------------------------------------------------------------
 
   /** @internal */
-  hasFlag(f: number): boolean {
+  _hasFlag(f: number): boolean {
     return (this._state & f) !== 0
   }
   /** @internal */
-  setFlag(f: number): void {
+  _setFlag(f: number): void {
     this._state |= f
   }
   /** @internal */
-  clearFlag(f: number): void {
+  _clearFlag(f: number): void {
     this._state &= ~f
   }
 
   /** @internal Payload bytes of a Data frame for this stream (already checked against the window). */
-  receive(piece: Uint8Array): void {
+  _receive(piece: Uint8Array): void {
     if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
     if (this._recvBuffered === 0 && (this._state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
-      this.sink!.onData(piece)
+      this._sink!.onData(piece)
       this._consumed()
       return
     }
     ;(this._recvBuf ??= []).push(piece)
     this._recvBuffered += piece.length
-    this._host.buffered(piece.length)
+    this._host._buffered(piece.length)
   }
 
   /** @internal The peer half-closed. */
-  remoteEnd(): void {
+  _remoteEnd(): void {
     if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
     this._state |= S_REMOTE_FIN
     if (this._recvBuffered === 0 && (this._state & (S_STARTED | S_PAUSED | S_DELIVERY_SCHEDULED)) === S_STARTED) {
@@ -167,13 +169,13 @@ export class YamuxStream implements Conn {
   }
 
   /** @internal The FIN frame went out. */
-  finSent(): void {
+  _finSent(): void {
     this._state |= S_FIN_SENT
     if (this._state & S_END_DELIVERED) this.close(undefined)
   }
 
   /** @internal Takes up to `max` bytes off the send queue, without copying when one chunk suffices. */
-  takeSendBytes(max: number): Uint8Array {
+  _takeSendBytes(max: number): Uint8Array {
     const q = this._sendQueue!
     const head = q[0]!
     const avail = head.length - this._sendHeadOffset
@@ -190,7 +192,7 @@ export class YamuxStream implements Conn {
       if (q.length === 0) this._sendQueue = undefined
     } else {
       // Several small writes: copy them into one frame rather than paying a header for each.
-      const n = Math.min(max, this.sendQueued)
+      const n = Math.min(max, this._sendQueued)
       out = new Uint8Array(n)
       let filled = 0
       while (filled < n) {
@@ -206,14 +208,14 @@ export class YamuxStream implements Conn {
       }
     }
     if (q.length === 0) this._sendQueue = undefined
-    this.sendQueued -= out.length
-    this.sendWindow -= out.length
+    this._sendQueued -= out.length
+    this._sendWindow -= out.length
     return out
   }
 
   /** @internal Called by the session after it took bytes: tells a blocked writer it may go on. */
-  maybeDrain(): boolean {
-    if (this._state & S_NEED_DRAIN && this.sendQueued < this._host.writeHighWaterMark) {
+  _maybeDrain(): boolean {
+    if (this._state & S_NEED_DRAIN && this._sendQueued < this._host.writeHighWaterMark) {
       this._state &= ~S_NEED_DRAIN
       return true
     }
@@ -225,13 +227,13 @@ export class YamuxStream implements Conn {
     if (this._state & S_CLOSED) return
     this._state |= S_CLOSED
     this._closeError = err
-    if (this._recvBuffered > 0) this._host.buffered(-this._recvBuffered)
+    if (this._recvBuffered > 0) this._host._buffered(-this._recvBuffered)
     this._recvBuf = undefined
     this._recvBuffered = 0
     this._sendQueue = undefined
-    this.sendQueued = 0
-    this._host.forget(this, this._window - INITIAL_STREAM_WINDOW)
-    const sink = this.sink
+    this._sendQueued = 0
+    this._host._forget(this, this._window - INITIAL_STREAM_WINDOW)
+    const sink = this._sink
     if (sink) sink.onClose(err)
   }
 
@@ -250,8 +252,8 @@ export class YamuxStream implements Conn {
     while (buf && buf.length > 0 && (this._state & (S_PAUSED | S_CLOSED | S_STARTED)) === S_STARTED) {
       const piece = buf.shift()!
       this._recvBuffered -= piece.length
-      this._host.buffered(-piece.length)
-      this.sink!.onData(piece)
+      this._host._buffered(-piece.length)
+      this._sink!.onData(piece)
     }
     if (this._recvBuf && this._recvBuf.length === 0) this._recvBuf = undefined
     if (this._state & S_CLOSED) return
@@ -264,7 +266,7 @@ export class YamuxStream implements Conn {
   private _deliverEnd(): void {
     if (this._state & (S_END_DELIVERED | S_CLOSED)) return
     this._state |= S_END_DELIVERED
-    this.sink!.onEnd()
+    this._sink!.onEnd()
     if (this._state & S_FIN_SENT) this.close(undefined)
   }
 
@@ -274,25 +276,15 @@ export class YamuxStream implements Conn {
    */
   private _consumed(): void {
     if (this._state & (S_CLOSED | S_REMOTE_FIN)) return
-    let delta = this._window - this.recvWindow - this._recvBuffered
+    let delta = this._window - this._recvWindow - this._recvBuffered
     if (delta < this._window / 2) return
-    if (this.recvWindow < this._window / 4 && this._window < this._maxWindow) {
+    if (this._recvWindow < this._window / 4 && this._window < this._maxWindow) {
       const want = Math.min(this._window, this._maxWindow - this._window)
-      const got = this._host.growWindow(want)
+      const got = this._host._growWindow(want)
       this._window += got
       delta += got
     }
-    this.recvWindow += delta
-    this._host.sendWindowUpdate(this, 0, delta)
+    this._recvWindow += delta
+    this._host._sendWindowUpdate(this, 0, delta)
   }
 }
-
-export const StreamFlags = {
-  FIN_QUEUED: S_FIN_QUEUED,
-  FIN_SENT: S_FIN_SENT,
-  REMOTE_FIN: S_REMOTE_FIN,
-  CLOSED: S_CLOSED,
-  READY: S_READY,
-  INBOUND: S_INBOUND,
-  STARTED: S_STARTED,
-} as const
