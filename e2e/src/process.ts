@@ -29,11 +29,20 @@ export type Cli = 'server' | 'client'
 
 /**
  * Starts `wsfrps` or `wsfrpc`: from source (tsx) by default, so tests never run a stale build, or
- * the built `dist/cli.js` with `dist: true` (benchmarks: what users run, without the loader).
+ * the bundled bins (`dist/wsfrps.mjs`, `dist/wsfrpc.mjs`) with `dist: true` (benchmarks: what users run).
  */
+function binFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? ''
+  const m = /^#!\/usr\/bin\/env -S node((?: \S+)*)$/.exec(first)
+  return m?.[1] ? m[1].trim().split(' ') : []
+}
+
 export function startCli(which: Cli, args: string[], opts: { env?: NodeJS.ProcessEnv; name?: string; dist?: boolean } = {}): Proc {
   const pkg = which === 'server' ? 'packages/server' : 'packages/client-node'
-  const argv = opts.dist ? [`${pkg}/dist/cli.js`, ...args] : ['--conditions=wsfrp-source', '--import', 'tsx', `${pkg}/src/cli.ts`, ...args]
+  const bin = which === 'server' ? 'wsfrps.mjs' : 'wsfrpc.mjs'
+  // The node flags of the bin's `#!/usr/bin/env -S node …` line, as a user's shell would pass them.
+  const binFile = `${ROOT}/${pkg}/dist/${bin}`
+  const argv = opts.dist ? [...binFlags(binFile), binFile, ...args] : ['--conditions=wsfrp-source', '--import', 'tsx', `${pkg}/src/cli.ts`, ...args]
   return startProc(process.execPath, argv, {
     env: opts.env,
     name: opts.name ?? (which === 'server' ? 'wsfrps' : 'wsfrpc'),

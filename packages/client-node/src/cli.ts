@@ -17,7 +17,7 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, formatConfigIssue, validateClientConfig, type ClientConfig, type ConfigIssue } from '@wsfrp/core'
-import { loadClientConfigFile } from '@wsfrp/node'
+import { enableGcPacer, gcPaceFromEnv, loadClientConfigFile } from '@wsfrp/node'
 import { adminURL, callAdmin, startAdminServer, type AdminServer, type AdminStatus, type ReloadOutcome } from './admin.js'
 import { createClient, readyLine, type WsfrpClient } from './client.js'
 import { createLogger, isLogLevel, type ClientLogger } from './logger.js'
@@ -231,6 +231,11 @@ async function run(cfg: ClientConfig, levelOverride: string | undefined, file?: 
       to: cfg.log.to,
       ...(cfg.log.disablePrintColor ? { color: false } : {}),
     })
+  } catch (err) {
+    throw new InvalidConfig((err as Error).message)
+  }
+  try {
+    enableGcPacer(gcPaceFromEnv(process.env))
   } catch (err) {
     throw new InvalidConfig((err as Error).message)
   }

@@ -1,5 +1,6 @@
 import * as net from 'node:net'
 import { WsfrpError, type Conn, type ConnSink } from '@wsfrp/core'
+import { noteReadBytes } from './gc-pacer.js'
 
 /** Options of {@link socketConn}. */
 export interface SocketConnOptions {
@@ -157,6 +158,7 @@ class SocketConn implements Conn {
   }
 
   private handleData(chunk: Buffer): void {
+    noteReadBytes(chunk.length)
     if (this.destroyedLocally) return
     if (this.paused || this.held !== undefined) {
       ;(this.held ??= []).push(chunk)

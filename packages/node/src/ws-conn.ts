@@ -3,6 +3,7 @@ import type * as net from 'node:net'
 import type { Duplex } from 'node:stream'
 import WebSocket, { WebSocketServer } from 'ws'
 import { WsfrpError, concatBytes, type Conn, type ConnSink } from '@wsfrp/core'
+import { noteReadBytes } from './gc-pacer.js'
 
 /** A Conn over a WebSocket, with the batched write yamux uses for one tick's frames. */
 export interface WsConn extends Conn {
@@ -181,6 +182,7 @@ class WsConnImpl implements WsConn {
   }
 
   private handleMessage(chunk: Buffer): void {
+    noteReadBytes(chunk.length)
     if (this.destroyedLocally || chunk.length === 0) return
     if (this.sink === undefined || this.paused || this.held !== undefined) {
       ;(this.held ??= []).push(chunk)

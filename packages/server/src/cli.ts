@@ -8,7 +8,7 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { ConfigError, isWsfrpError, validateServerConfig, type LogLevel, type ServerConfig } from '@wsfrp/core'
-import { loadServerConfigFile } from '@wsfrp/node'
+import { enableGcPacer, gcPaceFromEnv, loadServerConfigFile } from '@wsfrp/node'
 import { loggerFromConfig } from './logger.js'
 import { createServer } from './server.js'
 import { VERSION } from './version.js'
@@ -173,6 +173,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     return
   }
 
+  try {
+    enableGcPacer(gcPaceFromEnv(env))
+  } catch (err) {
+    fail((err as Error).message, 2)
+  }
+
   let config: ServerConfig
   let generatedToken = false
   try {
@@ -207,29 +213,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
 
   if (flags.demo && config.subDomainHost === '') fail('--demo needs subDomainHost in the config (demo sites are published as demo-<id>.<subDomainHost>)')
   const server = createServer(config, { logger: log, demo: flags.demo })
-  let addr
-  try {
-    addr = await server.listen()
-  } catch (err) {
-    fail(describeError(err))
-  }
-
-  const secure = config.transport.tls.certFile !== ''
-  const scheme = secure ? 'wss' : 'ws'
-  const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address
-  // The ready line: printed whatever the log level, one line, for people and for scripts waiting on it.
-  out(`wsfrps ${VERSION} listening on ${scheme}://${host}:${addr.port}${server.wsPaths[0]} (${secure ? 'https, wss' : 'http, ws'})`)
-  const vhostAddr = server.vhostMode === 'own' ? server.vhostAddress() : undefined
-  if (vhostAddr !== undefined) {
-    const vhostHost = vhostAddr.address.includes(':') ? `[${vhostAddr.address}]` : vhostAddr.address
-    out(`wsfrps: http vhosts on http://${vhostHost}:${vhostAddr.port} (vhostHTTPPort)`)
-  }
-  if (generatedToken) {
-    // The one place the token is ever printed: the operator needs it to connect a client.
-    out(`wsfrps: no token configured (set WSFRP_TOKEN or --token to choose one); generated for this run: ${config.auth.token}`)
-    out(`wsfrps: connect a client: wsfrpc tcp --server ${scheme}://${dialHost(addr.address)}:${addr.port} --token ${config.auth.token} --local-port 22 --remote-port 6000`)
-  }
-
+  // The signal handlers go in before the first await and so before the ready line: scripts and
+  // tests send SIGTERM as soon as they read that line, and a signal that beat the handlers took
+  // Node's default action (death by signal, no graceful close) on a loaded machine.
+  const starting = server.listen()
+  // A start-up failure is reported by the await below; stop() only sequences after it.
+  starting.catch(() => {})
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -243,7 +232,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
       process.exit(1)
     }, 10_000)
     force.unref()
-    server.close().then(
+    // A signal during start-up waits for listen() to settle: closing while the vhost or dashboard
+    // listener is still being bound would leave that port open after close() resolved.
+    starting.then(() => server.close()).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error('shutdown failed', { error: describeError(err) })
@@ -268,6 +259,30 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   // Last line of defence: a bug reached by one peer's input must not take every other client down.
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection (bug)', { error: describeError(reason) }))
   process.on('uncaughtException', (err) => log.error('uncaught exception (bug)', { error: err.message, stack: err.stack }))
+  let addr
+  try {
+    addr = await starting
+  } catch (err) {
+    fail(describeError(err))
+  }
+  // Signalled while starting: stop() is already closing, print no ready line for a server going away.
+  if (stopping) return
+
+  const secure = config.transport.tls.certFile !== ''
+  const scheme = secure ? 'wss' : 'ws'
+  const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address
+  // The ready line: printed whatever the log level, one line, for people and for scripts waiting on it.
+  out(`wsfrps ${VERSION} listening on ${scheme}://${host}:${addr.port}${server.wsPaths[0]} (${secure ? 'https, wss' : 'http, ws'})`)
+  const vhostAddr = server.vhostMode === 'own' ? server.vhostAddress() : undefined
+  if (vhostAddr !== undefined) {
+    const vhostHost = vhostAddr.address.includes(':') ? `[${vhostAddr.address}]` : vhostAddr.address
+    out(`wsfrps: http vhosts on http://${vhostHost}:${vhostAddr.port} (vhostHTTPPort)`)
+  }
+  if (generatedToken) {
+    // The one place the token is ever printed: the operator needs it to connect a client.
+    out(`wsfrps: no token configured (set WSFRP_TOKEN or --token to choose one); generated for this run: ${config.auth.token}`)
+    out(`wsfrps: connect a client: wsfrpc tcp --server ${scheme}://${dialHost(addr.address)}:${addr.port} --token ${config.auth.token} --local-port 22 --remote-port 6000`)
+  }
 }
 
 main(process.argv.slice(2), process.env).catch((err: unknown) => fail(describeError(err)))

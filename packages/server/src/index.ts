@@ -32,7 +32,8 @@ export {
   type VhostRouterOptions,
   type VhostErrorCode,
 } from './vhost/index.js'
-export { ServerMetrics, DailyCounter, createMetricsRegistry, proxyConf, HISTORY_DAYS, type ServerMetricsOptions, type ProxyStats, type ProxyConf, type TrafficTotals, type SessionTotals } from './metrics.js'
+export { ServerMetrics, DailyCounter, proxyConf, HISTORY_DAYS, type ServerMetricsOptions, type ProxyStats, type ProxyConf, type TrafficTotals, type SessionTotals } from './metrics.js'
+export { createMetricsRegistry, type MetricsSource } from './metrics-registry.js'
 export { Dashboard, decideExposure, type DashboardOptions, type Exposure, type ExposureInput } from './dashboard/index.js'
 export { serverInfo, type ServerInfo, type ProxyInfo, type ClientInfo } from './api.js'
 export { Tenants, tenantOf, visibleTo, type TenantsOptions, type TenantUsage } from './tenants.js'

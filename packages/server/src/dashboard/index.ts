@@ -18,7 +18,6 @@ import { isIP } from 'node:net'
 import type { Registry } from 'prom-client'
 import { WsfrpError } from '@wsfrp/core'
 import { handleApi, sendJson } from '../api.js'
-import { createMetricsRegistry } from '../metrics.js'
 import type { ServerAddress, WsfrpServer } from '../server.js'
 import { VERSION } from '../version.js'
 import { BASIC_CHALLENGE, BasicAuth, decideExposure, notLocalReason, parseBasic, type Exposure } from './auth.js'
@@ -303,8 +302,8 @@ export class Dashboard {
   }
 
   private async sendMetrics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    this.registry ??= createMetricsRegistry(this.server)
     try {
+      this.registry ??= (await import('../metrics-registry.js')).createMetricsRegistry(this.server)
       const text = await this.registry.metrics()
       res.writeHead(200, {
         'Content-Type': this.registry.contentType,
