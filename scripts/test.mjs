@@ -20,7 +20,8 @@ const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined
 function walk(dir, out) {
   if (!existsSync(dir)) return out
   for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name === 'dist') continue
+    // .mutants: copies of the sources made by the mutation tests while they run.
+    if (name === 'node_modules' || name === 'dist' || name.startsWith('.')) continue
     const p = join(dir, name)
     if (statSync(p).isDirectory()) walk(p, out)
     else if (name.endsWith('.test.ts')) out.push(p)
@@ -54,11 +55,45 @@ const nodeArgs = [
   `--test-reporter-destination=${tapFile}`,
   ...files.map((f) => relative(root, f)),
 ]
-const child = spawn(process.execPath, nodeArgs, { cwd: root, stdio: 'inherit' })
+// Its own process group, so that a stuck run can be ended with every test-file process under it.
+const child = spawn(process.execPath, nodeArgs, { cwd: root, stdio: 'inherit', detached: true })
 const onSignal = (sig) => child.kill(sig)
 process.on('SIGINT', onSignal)
 process.on('SIGTERM', onSignal)
+
+// Stall watchdog. Per-test timeouts are timers, and a timer never fires inside a synchronous
+// endless loop (a broken parser that stops consuming input): such a test would hang the run until
+// CI's own limit. When the TAP report has not grown for TEST_STALL_MINUTES (default 10; the
+// longest test, the 3-minute idle one, stays well inside), the whole group is killed and the run fails.
+const stallMs = Number(process.env.TEST_STALL_MINUTES ?? 10) * 60_000
+let lastSize = -1
+let lastChange = Date.now()
+let stalled = false
+const watchdog = setInterval(() => {
+  let size = 0
+  try {
+    size = statSync(tapFile).size
+  } catch {
+    // not written yet
+  }
+  if (size !== lastSize) {
+    lastSize = size
+    lastChange = Date.now()
+    return
+  }
+  if (Date.now() - lastChange < stallMs) return
+  stalled = true
+  clearInterval(watchdog)
+  console.error(`test: no test finished for ${stallMs / 60_000} minutes: a test is stuck (a synchronous loop cannot be stopped by test timeouts); killing the run`)
+  try {
+    process.kill(-child.pid, 'SIGKILL')
+  } catch {
+    child.kill('SIGKILL')
+  }
+}, Math.min(10_000, Math.max(1000, stallMs / 10)))
+watchdog.unref()
 child.on('exit', (code, signal) => {
+  clearInterval(watchdog)
   let pass = 0
   let fail = 0
   let tests = 0
@@ -73,7 +108,7 @@ child.on('exit', (code, signal) => {
   }
   rmSync(tapFile, { force: true })
   console.log(`${pass} passed, ${fail} failed`)
-  if (signal) process.exit(1)
+  if (signal || stalled) process.exit(1)
   if (tests === 0 || pass === 0) {
     console.error('test: the runner reported zero tests: failing on purpose')
     process.exit(1)
