@@ -1,4 +1,4 @@
-import { getHeapStatistics, setFlagsFromString } from 'node:v8'
+import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 /**
@@ -14,7 +14,9 @@ import { runInNewContext } from 'node:vm'
  * The pacer runs a young-generation collection (a scavenge, typically 0.2–1 ms with our small
  * heaps) after every `everyBytes` of transport reads, so dead read buffers are returned long before
  * V8's own trigger. At 300 MiB/s and the default 4 MiB that is ~75 scavenges a second, a few per cent
- * of one core. Enabled by the wsfrps and wsfrpc command lines; a library user decides for their
+ * of one core. Only young collections are forced: a forced full collection is one stop-the-world
+ * pause (V8's own are incremental), which showed up in request latency; the old generation is kept
+ * small by the bins' --optimize-for-size instead. Enabled by the wsfrps and wsfrpc command lines; a library user decides for their
  * own process (`enableGcPacer()`), since the collector is process-wide.
  */
 
@@ -23,30 +25,11 @@ export const DEFAULT_GC_PACE_BYTES = 4 * 1024 * 1024
 
 type GcFn = (opts?: { type?: 'minor' | 'major' }) => void
 
-/** How often the old generation's growth is checked (ms). */
-const HEAP_CHECK_MS = 100
-/**
- * Growth of the JS heap over its size after the last full collection that triggers one (bytes).
- * Short-lived connections (hundreds a second) outlive two scavenges and so reach the old
- * generation, where V8 lets them pile up to several times the live heap before collecting; our
- * live heap is ~8 MiB, so this keeps a busy process within ~16 MiB of heap instead of ~50.
- */
-const HEAP_GROWTH_BYTES = 6 * 1024 * 1024
 
 let gc: GcFn | undefined
 let every = DEFAULT_GC_PACE_BYTES
 let left = DEFAULT_GC_PACE_BYTES
 let pending = false
-let heapTimer: ReturnType<typeof setInterval> | undefined
-let heapAfterFull = 0
-
-function checkHeap(): void {
-  if (gc === undefined) return
-  const used = getHeapStatistics().used_heap_size
-  if (used < heapAfterFull + HEAP_GROWTH_BYTES) return
-  gc({ type: 'major' })
-  heapAfterFull = getHeapStatistics().used_heap_size
-}
 
 function collect(): void {
   pending = false
@@ -61,8 +44,6 @@ export function enableGcPacer(everyBytes: number = DEFAULT_GC_PACE_BYTES): boole
   if (!Number.isInteger(everyBytes) || everyBytes < 0) throw new RangeError(`gc pace must be a byte count >= 0, got ${everyBytes}`)
   if (everyBytes === 0) {
     gc = undefined
-    if (heapTimer !== undefined) clearInterval(heapTimer)
-    heapTimer = undefined
     return true
   }
   if (gc === undefined) {
@@ -82,11 +63,6 @@ export function enableGcPacer(everyBytes: number = DEFAULT_GC_PACE_BYTES): boole
     }
   }
   every = left = everyBytes
-  if (heapTimer === undefined) {
-    heapAfterFull = getHeapStatistics().used_heap_size
-    heapTimer = setInterval(checkHeap, HEAP_CHECK_MS)
-    heapTimer.unref()
-  }
   return true
 }
 
