@@ -39,6 +39,24 @@ const globalWebSocket = {
   },
 }
 
+/**
+ * frp's NAT hole punching (xtcp) message layouts (core `msg/nat-hole-schema.ts`) become empty
+ * tables: a browser client has no xtcp, so it neither sends those messages nor expects them, and its
+ * codec then rejects their type bytes like any unknown one (ERR_MSG_PROTOCOL). ~0.5 KB.
+ */
+const withoutNatHole = {
+  name: 'without-nat-hole',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/nat-hole-schema\.js$/ }, (a) =>
+      /[\\/]core[\\/]src[\\/]msg$/.test(a.resolveDir) ? { path: 'nat-hole-schema', namespace: 'without-nat-hole' } : undefined,
+    )
+    b.onLoad({ filter: /.*/, namespace: 'without-nat-hole' }, () => ({
+      contents: "export const DETECT_BEHAVIOR_LAYOUT = '', PORTS_RANGE_LAYOUT = '', NAT_HOLE_LAYOUTS = {}",
+      loader: 'js',
+    }))
+  },
+}
+
 const common = {
   entryPoints: [join(pkg, 'src/index.ts')],
   bundle: true,
@@ -54,7 +72,7 @@ const common = {
   // can be shortened like local names; that saves ~8 KB of the service-worker bundle. Never start
   // a property that leaves the bundle (public API, postMessage data, JSON, DOM) with `_`.
   mangleProps: /^_[A-Za-z]/,
-  plugins: [globalWebSocket],
+  plugins: [globalWebSocket, withoutNatHole],
 }
 
 const outputs = [

@@ -22,106 +22,69 @@ export function cryptoConn(inner: Conn, key: Uint8Array, provider: CryptoProvide
   if (!(key instanceof Uint8Array) || key.length !== AES128_KEY_LENGTH) {
     throw new WsfrpError('ERR_CRYPTO', `frp stream key must be ${AES128_KEY_LENGTH} bytes`)
   }
-  return new CryptoConn(inner, key.slice(), provider)
-}
-
-class CryptoConn implements Conn, ConnSink {
-  private _sink: ConnSink | undefined
-  private _encrypter: StreamCipher | undefined
-  private _decrypter: StreamCipher | undefined
+  key = key.slice()
+  // Closures, not a class: this ships in the service-worker bundle, whose size is budgeted.
+  let sink: ConnSink | undefined
+  let encrypter: StreamCipher | undefined
+  let decrypter: StreamCipher | undefined
   /** The peer's IV while it is still arriving. */
-  private readonly _peerIv = new Uint8Array(AES_BLOCK_SIZE)
-  private _peerIvFill = 0
+  const peerIv = new Uint8Array(AES_BLOCK_SIZE)
+  let peerIvFill = 0
   /** What the last inner write() returned, for empty writes that send nothing. */
-  private _writable = true
-
-  private readonly _inner: Conn
-  private readonly _key: Uint8Array
-  private readonly _provider: CryptoProvider
-
-  constructor(inner: Conn, key: Uint8Array, provider: CryptoProvider) {
-    this._inner = inner
-    this._key = key
-    this._provider = provider
-  }
-
-  get canPause(): boolean {
-    return this._inner.canPause
-  }
-
-  start(sink: ConnSink): void {
-    if (this._sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
-    this._sink = sink
-    this._inner.start(this)
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (chunk.length === 0) return this._writable
-    let out: Uint8Array
-    if (this._encrypter === undefined) {
-      const iv = this._provider.randomBytes(AES_BLOCK_SIZE)
-      if (iv.length !== AES_BLOCK_SIZE) throw new WsfrpError('ERR_CRYPTO', 'randomBytes returned the wrong length')
-      this._encrypter = this._provider.createAes128Cfb(this._key, iv, 'encrypt')
-      const ct = this._encrypter.update(chunk)
-      out = new Uint8Array(AES_BLOCK_SIZE + ct.length)
-      out.set(iv)
-      out.set(ct, AES_BLOCK_SIZE)
-    } else {
-      out = this._encrypter.update(chunk)
-    }
-    this._writable = this._inner.write(out)
-    return this._writable
-  }
-
-  end(): void {
-    this._inner.end()
-  }
-
-  destroy(err?: Error): void {
-    this._inner.destroy(err)
-  }
-
-  pause(): void {
-    this._inner.pause()
-  }
-
-  resume(): void {
-    this._inner.resume()
-  }
-
-  // --- ConnSink: events from the inner Conn ---
-
-  onData(chunk: Uint8Array): void {
-    let data = chunk
-    if (this._decrypter === undefined) {
-      const n = Math.min(AES_BLOCK_SIZE - this._peerIvFill, data.length)
-      this._peerIv.set(data.subarray(0, n), this._peerIvFill)
-      this._peerIvFill += n
-      if (this._peerIvFill < AES_BLOCK_SIZE) return
-      this._decrypter = this._provider.createAes128Cfb(this._key, this._peerIv, 'decrypt')
-      data = data.subarray(n)
-      if (data.length === 0) return
-    }
-    this._sink!.onData(this._decrypter.update(data))
-  }
-
-  onDrain(): void {
-    this._writable = true
-    this._sink!.onDrain()
-  }
-
-  onEnd(): void {
-    if (this._decrypter === undefined && this._peerIvFill > 0) {
-      // golib reads the IV with io.ReadFull: an EOF inside it is an error, not a clean end.
-      this._inner.destroy(
-        new WsfrpError('ERR_CRYPTO', `peer ended the encrypted stream inside its IV (${this._peerIvFill} of 16 bytes)`),
-      )
-      return
-    }
-    this._sink!.onEnd()
-  }
-
-  onClose(err?: Error): void {
-    this._sink!.onClose(err)
+  let writable = true
+  return {
+    get canPause() {
+      return inner.canPause
+    },
+    start(s) {
+      if (sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
+      sink = s
+      inner.start({
+        onData(chunk) {
+          let data = chunk
+          if (decrypter === undefined) {
+            const n = Math.min(AES_BLOCK_SIZE - peerIvFill, data.length)
+            peerIv.set(data.subarray(0, n), peerIvFill)
+            peerIvFill += n
+            if (peerIvFill < AES_BLOCK_SIZE) return
+            decrypter = provider.createAes128Cfb(key, peerIv, 'decrypt')
+            data = data.subarray(n)
+            if (data.length === 0) return
+          }
+          s.onData(decrypter.update(data))
+        },
+        onDrain() {
+          writable = true
+          s.onDrain()
+        },
+        onEnd() {
+          // golib reads the IV with io.ReadFull: an EOF inside it is an error, not a clean end.
+          if (decrypter === undefined && peerIvFill > 0) {
+            inner.destroy(new WsfrpError('ERR_CRYPTO', `peer ended the encrypted stream inside its IV (${peerIvFill} of 16 bytes)`))
+          } else s.onEnd()
+        },
+        onClose: (err) => s.onClose(err),
+      })
+    },
+    write(chunk) {
+      if (chunk.length === 0) return writable
+      let out: Uint8Array
+      if (encrypter === undefined) {
+        const iv = provider.randomBytes(AES_BLOCK_SIZE)
+        if (iv.length !== AES_BLOCK_SIZE) throw new WsfrpError('ERR_CRYPTO', 'randomBytes returned the wrong length')
+        encrypter = provider.createAes128Cfb(key, iv, 'encrypt')
+        const ct = encrypter.update(chunk)
+        out = new Uint8Array(AES_BLOCK_SIZE + ct.length)
+        out.set(iv)
+        out.set(ct, AES_BLOCK_SIZE)
+      } else {
+        out = encrypter.update(chunk)
+      }
+      return (writable = inner.write(out))
+    },
+    end: () => inner.end(),
+    destroy: (err) => inner.destroy(err),
+    pause: () => inner.pause(),
+    resume: () => inner.resume(),
   }
 }

@@ -22,17 +22,12 @@ export type HeaderPairs = Iterable<readonly [string, string]>
 const MANAGED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'content-length'])
 
 const CRLF = latin1Bytes('\r\n')
-const LAST_CHUNK = latin1Bytes('0\r\n')
 const EMPTY = new Uint8Array(0)
 /** Bodies up to this size are framed into one new array; larger ones go out as [size line, chunk, CRLF] without a copy. */
 const COPY_BELOW = 2048
 
 function writeError(message: string): WsfrpError {
   return new WsfrpError('ERR_HTTP_WRITE', message)
-}
-
-function checkLength(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw writeError(`${what} must be a non-negative integer, got ${n}`)
 }
 
 /** The caller's fields with the managed ones taken out, validated. */
@@ -67,90 +62,114 @@ function sortFields(headers: HeaderPairs | undefined): SortedFields {
   return { lines, contentLength, close }
 }
 
-function trailerNames(names: readonly string[] | undefined): string | undefined {
-  if (names === undefined || names.length === 0) return undefined
-  for (const n of names) if (!isToken(n)) throw writeError(`invalid trailer name ${JSON.stringify(n)}`)
-  return names.join(', ')
+/** `Transfer-Encoding: chunked` and the `Trailer` field announcing `names`, if any. */
+function chunkedFields(names: readonly string[] | undefined): string {
+  for (const n of names ?? []) if (!isToken(n)) throw writeError(`invalid trailer name ${JSON.stringify(n)}`)
+  return 'Transfer-Encoding: chunked\r\n' + (names?.length ? `Trailer: ${names.join(', ')}\r\n` : '')
 }
 
-/** Body framing and length accounting, shared by both writers. */
-abstract class MessageWriter {
+/** What both writers offer; `head()` takes {@link ResponseHeadInit} or {@link RequestHeadInit}. */
+export interface MessageWriter<I> {
   /** How the body is delimited; known after `head()`. */
-  framing: Framing = 'none'
+  framing: Framing
   /** Whether the connection may carry another message after this one; known after `head()`. */
-  keepAlive = true
-  private _length = 0
-  private _written = 0
-  private _state: 'head' | 'body' | 'done' = 'head'
-
-  protected _begin(framing: Framing, length: number): void {
-    if (this._state !== 'head') throw writeError('head() called twice')
-    this.framing = framing
-    this._length = length
-    this._state = 'body'
-  }
-
+  keepAlive: boolean
   /** Bytes of body written so far (before framing). */
-  get bodyBytes(): number {
-    return this._written
-  }
-
+  readonly bodyBytes: number
+  /** The start line and header section. Sets `framing` and `keepAlive`. */
+  head(init: I): Uint8Array
   /**
    * Frames one piece of body. Returns the bytes to send, in order (none for an empty piece or a
    * message without a body: a HEAD answer's body is dropped). Throws `ERR_HTTP_WRITE` past the
    * announced Content-Length. The caller must not modify `chunk` afterwards.
    */
-  body(chunk: Uint8Array): Uint8Array[] {
-    if (this._state !== 'body') throw writeError(this._state === 'head' ? 'body() before head()' : 'body() after end()')
-    const n = chunk.length
-    if (n === 0 || this.framing === 'none') return []
-    this._written += n
-    switch (this.framing) {
-      case 'length':
-        if (this._written > this._length) throw writeError(`body longer than its Content-Length (${this._length})`)
-        return [chunk]
-      case 'close':
-        return [chunk]
-      default: {
-        const size = latin1Bytes(`${n.toString(16)}\r\n`)
-        if (n >= COPY_BELOW) return [size, chunk, CRLF]
-        const out = new Uint8Array(size.length + n + 2)
-        out.set(size)
-        out.set(chunk, size.length)
-        out[out.length - 2] = 13
-        out[out.length - 1] = 10
-        return [out]
-      }
-    }
-  }
-
+  body(chunk: Uint8Array): Uint8Array[]
   /**
    * Ends the message: the last chunk and `trailers` for a chunked body (trailers are dropped
    * otherwise). Throws `ERR_HTTP_WRITE` when a fixed-length body is shorter than announced.
    * Returns the bytes to send (possibly empty).
    */
-  end(trailers?: HeaderPairs): Uint8Array {
-    if (this._state !== 'body') throw writeError(this._state === 'head' ? 'end() before head()' : 'end() called twice')
-    this._state = 'done'
-    if (this.framing === 'length' && this._written !== this._length) {
-      throw writeError(`body of ${this._written} bytes is shorter than its Content-Length (${this._length})`)
-    }
-    if (this.framing !== 'chunked') return EMPTY
-    let t = ''
-    if (trailers !== undefined) {
-      for (const [name, value] of trailers) {
+  end(trailers?: HeaderPairs): Uint8Array
+}
+
+/**
+ * Body framing and length accounting, shared by both writers. `build` validates a head and
+ * returns its bytes, framing and body length (it may set `keepAlive`). Written as a closure rather
+ * than a class because the response writer ships in the service-worker bundle, whose size is
+ * budgeted: locals minify to one letter where `this._member` does not.
+ */
+function messageWriter<I>(build: (init: I, w: MessageWriter<I>) => [Uint8Array, Framing, number]): MessageWriter<I> {
+  let length = 0
+  let written = 0
+  // 0: before head(), 1: body, 2: after end()
+  let state = 0
+  const order = (call: string): void => {
+    if (state !== 1) throw writeError(`${call}() ${state ? 'after end()' : 'before head()'}`)
+  }
+  const w: MessageWriter<I> = {
+    framing: 'none',
+    keepAlive: true,
+    get bodyBytes() {
+      return written
+    },
+    head(init) {
+      const [bytes, framing, len] = build(init, w)
+      if (state) throw writeError('head() called twice')
+      w.framing = framing
+      length = len
+      state = 1
+      return bytes
+    },
+    body(chunk) {
+      order('body')
+      const n = chunk.length
+      const framing = w.framing
+      if (n === 0 || framing === 'none') return []
+      written += n
+      if (framing === 'close') return [chunk]
+      if (framing === 'length') {
+        if (written > length) throw writeError(`body longer than its Content-Length (${length})`)
+        return [chunk]
+      }
+      const size = latin1Bytes(`${n.toString(16)}\r\n`)
+      if (n >= COPY_BELOW) return [size, chunk, CRLF]
+      const out = new Uint8Array(size.length + n + 2)
+      out.set(size)
+      out.set(chunk, size.length)
+      out[out.length - 2] = 13
+      out[out.length - 1] = 10
+      return [out]
+    },
+    end(trailers) {
+      order('end')
+      state = 2
+      if (w.framing === 'length' && written !== length) {
+        throw writeError(`body of ${written} bytes is shorter than its Content-Length (${length})`)
+      }
+      if (w.framing !== 'chunked') return EMPTY
+      let t = '0\r\n'
+      for (const [name, value] of trailers ?? []) {
         if (!isToken(name) || MANAGED.has(name.toLowerCase())) throw writeError(`invalid trailer field ${JSON.stringify(name)}`)
         if (!isFieldValue(value)) throw writeError(`invalid value for trailer ${name}`)
         t += `${name}: ${value}\r\n`
       }
-    }
-    if (t === '') return latin1Bytes('0\r\n\r\n')
-    const tb = latin1Bytes(`${t}\r\n`)
-    const out = new Uint8Array(LAST_CHUNK.length + tb.length)
-    out.set(LAST_CHUNK)
-    out.set(tb, LAST_CHUNK.length)
-    return out
+      return latin1Bytes(t + '\r\n')
+    },
   }
+  return w
+}
+
+/**
+ * The Content-Length of a message: from `bodyLength` and the caller's fields, which must agree;
+ * undefined when neither gives one.
+ */
+function bodyLengthOf(f: SortedFields, bodyLength: number | undefined): number | undefined {
+  if (bodyLength === undefined) return f.contentLength
+  if (!Number.isSafeInteger(bodyLength) || bodyLength < 0) throw writeError(`bodyLength must be a non-negative integer, got ${bodyLength}`)
+  if (f.contentLength !== undefined && f.contentLength !== bodyLength) {
+    throw writeError(`Content-Length ${f.contentLength} disagrees with bodyLength ${bodyLength}`)
+  }
+  return bodyLength
 }
 
 /** Options of {@link ResponseWriter}: what is known about the request being answered. */
@@ -180,70 +199,57 @@ export interface ResponseHeadInit {
 }
 
 /** Serializes one HTTP/1.1 response: `head()`, then `body()` per piece, then `end()`. */
-export class ResponseWriter extends MessageWriter {
-  private readonly _method: string
-  private readonly _versionMinor: 0 | 1
-  private readonly _requestKeepAlive: boolean
+export type ResponseWriter = MessageWriter<ResponseHeadInit>
 
-  constructor(opts?: ResponseWriterOptions) {
-    super()
-    this._method = opts?.requestMethod ?? 'GET'
-    this._versionMinor = opts?.requestVersionMinor ?? 1
-    this._requestKeepAlive = opts?.keepAlive ?? true
-  }
-
-  /** An interim response such as `100 Continue` (no fields): bytes to send before the final head. */
-  static interim(status = 100): Uint8Array {
-    if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101) throw writeError(`not an interim status: ${status}`)
-    return latin1Bytes(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n\r\n`)
-  }
-
-  /** The status line and header section. Sets `framing` and `keepAlive`. */
-  head(init: ResponseHeadInit): Uint8Array {
+// A function that returns its object (see messageWriter), so `new ResponseWriter(...)` keeps working.
+export const ResponseWriter = function (opts?: ResponseWriterOptions): ResponseWriter {
+  const method = opts?.requestMethod ?? 'GET'
+  const versionMinor = opts?.requestVersionMinor ?? 1
+  const requestKeepAlive = opts?.keepAlive ?? true
+  return messageWriter<ResponseHeadInit>((init, w) => {
     const status = init.status
     if (!Number.isInteger(status) || status < 100 || status > 999 || (status < 200 && status !== 101)) {
       throw writeError(`invalid response status ${status}`)
     }
-    const reason = init.statusText === undefined || init.statusText === '' ? reasonPhrase(status) : init.statusText
+    const reason = init.statusText || reasonPhrase(status)
     if (!isFieldValue(reason)) throw writeError('invalid status text')
     const f = sortFields(init.headers)
-    let length = f.contentLength
-    if (init.bodyLength !== undefined) {
-      checkLength(init.bodyLength, 'bodyLength')
-      if (length !== undefined && length !== init.bodyLength) throw writeError(`Content-Length ${length} disagrees with bodyLength ${init.bodyLength}`)
-      length = init.bodyLength
-    }
-    let keepAlive = this._requestKeepAlive && !f.close
-    let framing: Framing
+    const length = bodyLengthOf(f, init.bodyLength)
+    let keepAlive = requestKeepAlive && !f.close
+    let framing: Framing = 'none'
     let lines = f.lines
     if (status === 101) {
-      framing = 'none'
       // The connection now belongs to the new protocol; it must name it.
       lines += 'Connection: upgrade\r\n'
-    } else if (status === 204 || status === 304 || this._method === 'HEAD') {
-      framing = 'none'
+    } else if (status === 204 || status === 304 || method === 'HEAD') {
       // RFC 9110 §8.6: a 204 has no Content-Length; HEAD and 304 may state the representation's.
       if (status !== 204 && length !== undefined) lines += `Content-Length: ${length}\r\n`
     } else if (length !== undefined) {
       framing = 'length'
       lines += `Content-Length: ${length}\r\n`
-    } else if (this._versionMinor === 1) {
+    } else if (versionMinor === 1) {
       framing = 'chunked'
-      lines += 'Transfer-Encoding: chunked\r\n'
-      const t = trailerNames(init.trailers)
-      if (t !== undefined) lines += `Trailer: ${t}\r\n`
+      lines += chunkedFields(init.trailers)
     } else {
       framing = 'close'
       keepAlive = false
     }
     if (status !== 101) {
       if (!keepAlive) lines += 'Connection: close\r\n'
-      else if (this._versionMinor === 0) lines += 'Connection: keep-alive\r\n'
+      else if (versionMinor === 0) lines += 'Connection: keep-alive\r\n'
     }
-    this.keepAlive = status === 101 ? false : keepAlive
-    this._begin(framing, length ?? 0)
-    return latin1Bytes(`HTTP/1.1 ${status} ${reason}\r\n${lines}\r\n`)
-  }
+    w.keepAlive = status !== 101 && keepAlive
+    return [latin1Bytes(`HTTP/1.1 ${status} ${reason}\r\n${lines}\r\n`), framing, length ?? 0]
+  })
+} as unknown as {
+  new (opts?: ResponseWriterOptions): ResponseWriter
+  /** An interim response such as `100 Continue` (no fields): bytes to send before the final head. */
+  interim(status?: number): Uint8Array
+}
+
+ResponseWriter.interim = (status = 100): Uint8Array => {
+  if (!Number.isInteger(status) || status < 100 || status > 199 || status === 101) throw writeError(`not an interim status: ${status}`)
+  return latin1Bytes(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n\r\n`)
 }
 
 /** The start of a request. */
@@ -267,37 +273,29 @@ export interface RequestHeadInit {
 }
 
 /** Serializes one HTTP/1.1 request: `head()`, then `body()` per piece, then `end()`. */
-export class RequestWriter extends MessageWriter {
-  head(init: RequestHeadInit): Uint8Array {
+export type RequestWriter = MessageWriter<RequestHeadInit>
+
+export const RequestWriter = function (): RequestWriter {
+  return messageWriter<RequestHeadInit>((init, w) => {
     if (!isToken(init.method)) throw writeError(`invalid method ${JSON.stringify(init.method)}`)
     if (!/^[\x21-\x7e]+$/.test(init.target)) throw writeError(`invalid request target ${JSON.stringify(init.target)}`)
     const f = sortFields(init.headers)
-    let length = f.contentLength
-    if (init.bodyLength !== undefined) {
-      checkLength(init.bodyLength, 'bodyLength')
-      if (length !== undefined && length !== init.bodyLength) throw writeError(`Content-Length ${length} disagrees with bodyLength ${init.bodyLength}`)
-      length = init.bodyLength
-    }
+    const length = bodyLengthOf(f, init.bodyLength)
     let lines = f.lines
-    let framing: Framing
+    let framing: Framing = 'none'
     if (init.chunked === true) {
       if (length !== undefined) throw writeError('a chunked request cannot also have a Content-Length')
       framing = 'chunked'
-      lines += 'Transfer-Encoding: chunked\r\n'
-      const t = trailerNames(init.trailers)
-      if (t !== undefined) lines += `Trailer: ${t}\r\n`
+      lines += chunkedFields(init.trailers)
     } else if (length !== undefined && (length > 0 || !NO_BODY_METHODS.has(init.method))) {
       framing = 'length'
       lines += `Content-Length: ${length}\r\n`
-    } else {
-      framing = 'none'
     }
-    this.keepAlive = (init.keepAlive ?? true) && !f.close
-    if (!this.keepAlive) lines += 'Connection: close\r\n'
-    this._begin(framing, length ?? 0)
-    return latin1Bytes(`${init.method} ${init.target} HTTP/1.1\r\n${lines}\r\n`)
-  }
-}
+    w.keepAlive = (init.keepAlive ?? true) && !f.close
+    if (!w.keepAlive) lines += 'Connection: close\r\n'
+    return [latin1Bytes(`${init.method} ${init.target} HTTP/1.1\r\n${lines}\r\n`), framing, length ?? 0]
+  })
+} as unknown as new () => RequestWriter
 
 /** Methods whose requests usually have no body: an explicit `Content-Length: 0` is left out (as Go and Node do). */
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])

@@ -52,7 +52,7 @@ export function readMessage(conn: Conn, opts?: ReadMessageOptions): Promise<Read
       reject(err)
       return
     }
-    const cont = new ContinuationConn(conn)
+    const cont = continuation(conn)
     let settled = false
     const onAbort = (): void => fail(abortError(signal!))
     const fail = (err: Error): void => {
@@ -114,123 +114,103 @@ function abortError(signal: AbortSignal): Error {
   return new WsfrpError('ERR_CONN_ABORTED', 'reading an frp message was aborted', { cause: reason })
 }
 
+/** A {@link Conn} that also takes the events of the Conn it continues. */
+type ContinuationConn = Conn & ConnSink
+
 /**
  * A Conn over an already-started Conn: queues what arrives before its own `start()` and replays it,
- * then passes events through. Keeps the original paused while its own queue is not empty.
+ * then passes events through. Keeps the original paused while its own queue is not empty. Closures
+ * rather than a class: this ships in the service-worker bundle, whose size is budgeted.
  */
-class ContinuationConn implements Conn {
-  private _sink: ConnSink | undefined
-  private readonly _queue: Uint8Array[] = []
-  private _ended = false
-  private _endDelivered = false
-  private _closed: { err: Error | undefined } | undefined
-  private _drainPending = false
-  private _paused = false
-  private _flushScheduled = false
+function continuation(inner: Conn): ContinuationConn {
+  let sink: ConnSink | undefined
+  const queue: Uint8Array[] = []
+  let ended = false
+  let endDelivered = false
+  let closed: { err: Error | undefined } | undefined
+  let drainPending = false
+  let paused = false
+  let flushScheduled = false
 
-  private readonly _inner: Conn
-
-  constructor(inner: Conn) {
-    this._inner = inner
-  }
-
-  get canPause(): boolean {
-    return this._inner.canPause
-  }
-
-  start(sink: ConnSink): void {
-    if (this._sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
-    this._sink = sink
-    // Deliver in a microtask, not inside start(): callers finish their own setup after start().
-    this._scheduleFlush()
-  }
-
-  write(chunk: Uint8Array): boolean {
-    return this._inner.write(chunk)
-  }
-
-  end(): void {
-    this._inner.end()
-  }
-
-  destroy(err?: Error): void {
-    this._inner.destroy(err)
-  }
-
-  pause(): void {
-    this._paused = true
-    this._inner.pause()
-  }
-
-  resume(): void {
-    this._paused = false
-    // The inner Conn resumes only once the queue is empty (in flush), to keep order.
-    this._scheduleFlush()
-  }
-
-  // --- events from the inner Conn (forwarded by readMessage's sink) ---
-
-  onData(chunk: Uint8Array): void {
-    if (this._closed !== undefined || this._sink === DEAD_SINK) return
-    if (this._sink !== undefined && !this._paused && this._queue.length === 0 && !this._flushScheduled) {
-      this._sink.onData(chunk)
-    } else {
-      this._queue.push(chunk)
-    }
-  }
-
-  onDrain(): void {
-    if (this._sink !== undefined) this._sink.onDrain()
-    else this._drainPending = true
-  }
-
-  onEnd(): void {
-    this._ended = true
-    this._scheduleFlushIfIdle()
-  }
-
-  onClose(err: Error | undefined): void {
-    // A failed or destroyed Conn drops what it had not delivered (as a destroyed Node stream does),
-    // so that a paused consumer still learns about the failure; a clean close keeps the order.
-    if (err !== undefined) this._queue.length = 0
-    this._closed = { err }
-    this._scheduleFlushIfIdle()
-  }
-
-  private _scheduleFlushIfIdle(): void {
-    if (this._sink !== undefined) this._scheduleFlush()
-  }
-
-  private _scheduleFlush(): void {
-    if (this._flushScheduled) return
-    this._flushScheduled = true
+  const scheduleFlush = (): void => {
+    if (flushScheduled) return
+    flushScheduled = true
     queueMicrotask(() => {
-      this._flushScheduled = false
-      this._flush()
+      flushScheduled = false
+      flush()
     })
   }
-
-  private _flush(): void {
-    const sink = this._sink
-    if (sink === undefined) return
-    if (this._drainPending) {
-      this._drainPending = false
-      sink.onDrain()
+  const scheduleFlushIfIdle = (): void => {
+    if (sink !== undefined) scheduleFlush()
+  }
+  const flush = (): void => {
+    const s = sink
+    if (s === undefined) return
+    if (drainPending) {
+      drainPending = false
+      s.onDrain()
     }
-    while (!this._paused && this._queue.length > 0) sink.onData(this._queue.shift()!)
-    if (this._queue.length > 0) return
-    if (this._ended && !this._endDelivered) {
-      this._endDelivered = true
-      sink.onEnd()
+    while (!paused && queue.length > 0) s.onData(queue.shift()!)
+    if (queue.length > 0) return
+    if (ended && !endDelivered) {
+      endDelivered = true
+      s.onEnd()
     }
-    if (this._closed !== undefined) {
-      const { err } = this._closed
-      this._closed = undefined
-      this._sink = DEAD_SINK
-      sink.onClose(err)
+    if (closed !== undefined) {
+      const { err } = closed
+      closed = undefined
+      sink = DEAD_SINK
+      s.onClose(err)
       return
     }
-    if (!this._paused) this._inner.resume()
+    if (!paused) inner.resume()
+  }
+
+  return {
+    get canPause() {
+      return inner.canPause
+    },
+    start(s) {
+      if (sink !== undefined) throw new WsfrpError('ERR_CONN_CLOSED', 'Conn.start() called twice')
+      sink = s
+      // Deliver in a microtask, not inside start(): callers finish their own setup after start().
+      scheduleFlush()
+    },
+    write: (chunk) => inner.write(chunk),
+    end: () => inner.end(),
+    destroy: (err) => inner.destroy(err),
+    pause() {
+      paused = true
+      inner.pause()
+    },
+    resume() {
+      paused = false
+      // The inner Conn resumes only once the queue is empty (in flush), to keep order.
+      scheduleFlush()
+    },
+
+    // --- events from the inner Conn (forwarded by readMessage's sink) ---
+
+    onData(chunk) {
+      if (closed !== undefined || sink === DEAD_SINK) return
+      if (sink !== undefined && !paused && queue.length === 0 && !flushScheduled) sink.onData(chunk)
+      else queue.push(chunk)
+    },
+    onDrain() {
+      if (sink !== undefined) sink.onDrain()
+      else drainPending = true
+    },
+    onEnd() {
+      ended = true
+      scheduleFlushIfIdle()
+    },
+    onClose(err) {
+      // A failed or destroyed Conn drops what it had not delivered (as a destroyed Node stream
+      // does), so that a paused consumer still learns about the failure; a clean close keeps the order.
+      if (err !== undefined) queue.length = 0
+      closed = { err }
+      scheduleFlushIfIdle()
+    },
   }
 }
 

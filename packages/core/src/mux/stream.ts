@@ -1,6 +1,18 @@
 import type { Conn, ConnSink } from '../conn.js'
 import { WsfrpError } from '../errors.js'
 import { INITIAL_STREAM_WINDOW } from './frame.js'
+import {
+  S_CLOSED,
+  S_DELIVERY_SCHEDULED,
+  S_END_DELIVERED,
+  S_FIN_QUEUED,
+  S_FIN_SENT,
+  S_NEED_DRAIN,
+  S_PAUSED,
+  S_REMOTE_FIN,
+  S_STARTED,
+  S_INBOUND,
+} from './stream-state.js'
 
 /** What a stream needs from its session. */
 export interface StreamHost {
@@ -19,19 +31,6 @@ export interface StreamHost {
   _started(s: YamuxStream): void
 }
 
-// Stream state bits, shared with the session as plain constants: an object would cost a property
-// lookup's bytes at every use in the minified bundle.
-export const S_FIN_QUEUED = 1 // end() was called
-export const S_FIN_SENT = 2
-export const S_REMOTE_FIN = 4 // the peer's FIN arrived
-const S_END_DELIVERED = 8
-export const S_CLOSED = 16
-const S_PAUSED = 32
-const S_NEED_DRAIN = 64
-const S_DELIVERY_SCHEDULED = 128
-export const S_READY = 256 // in the session's ready queue
-export const S_INBOUND = 512 // opened by the peer
-export const S_STARTED = 1024
 
 /**
  * One yamux stream, as a Conn. Created by `YamuxSession.open()` or handed to `onStream`.

@@ -64,175 +64,91 @@ export interface ClientRoleOptions {
  * server's ReqWorkConn and joined to local targets. One instance per connection; reconnecting is
  * the caller's loop (it passes the previous run id back in).
  */
-export class FrpClientRole {
-  private readonly _mux: YamuxSession
-  private readonly _log: Logger
-  private readonly _key: Uint8Array
-  private readonly _proxies = new Map<string, ClientProxy>()
-  private _channel: MessageChannel | undefined
-  private _runId = ''
-  private _heartbeatTimer: Timer | undefined = undefined
-  private _lastPong = 0
-  private _closing = false
+export interface FrpClientRole {
   /** Resolves when the session ends: undefined after a local close(), else the cause. */
   readonly closed: Promise<Error | undefined>
-
-  private readonly _opts: ClientRoleOptions
-
-  constructor(transport: Conn, opts: ClientRoleOptions) {
-    this._opts = opts
-    this._log = opts.logger ?? noopLogger
-    this._key = deriveKey(opts.crypto, opts.token)
-    for (const p of opts.proxies) this._proxies.set(p.name, p)
-    this._mux = new YamuxSession(transport, {
-      ...opts.yamux,
-      logger: this._log,
-      client: true,
-      // frps never opens streams (frp-wire-protocol.md §4.3); refuse any that arrive.
-      onStream: (s) => s.reset(),
-    })
-    this.closed = this._mux.closed.then((err) => {
-      clearTimer(this._heartbeatTimer)
-      if (this._closing) return undefined
-      return err ?? new WsfrpError('ERR_CONN_CLOSED', 'the server closed the connection')
-    })
-  }
-
   /** The yamux session (for stats). */
-  get session(): YamuxSession {
-    return this._mux
-  }
-
+  readonly session: YamuxSession
   /** Logs in and registers every proxy. Rejects with ERR_AUTH (token refused) or ERR_LOGIN_FAILED. */
-  async login(): Promise<{ runId: string; serverVersion: string }> {
-    const s = this._mux.open()
-    const ts = nowSeconds()
-    const p = this._opts.platform ?? {}
-    s.write(
-      encodeMessage({
-        type: 'Login',
-        version: FRP_COMPAT_VERSION,
-        hostname: p.hostname,
-        os: p.os,
-        arch: p.arch,
-        user: this._opts.user,
-        privilege_key: authKey(this._opts.crypto, this._opts.token, ts),
-        timestamp: ts,
-        run_id: this._opts.runId,
-        metas: this._opts.metas,
-        pool_count: this._opts.poolCount ?? 1,
-      }),
-    )
-    let resp: Message
-    let conn: Conn
-    try {
-      ;({ msg: resp, conn } = await readMessageWithin(s, this._opts.loginTimeoutMs ?? 10_000, 'waiting for LoginResp'))
-    } catch (err) {
-      this.close()
-      throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-    }
-    if (resp.type !== 'LoginResp') {
-      conn.destroy()
-      this.close()
-      throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: the server answered ${resp.type} instead of LoginResp`)
-    }
-    if (resp.error) {
-      conn.destroy()
-      this.close()
-      const code = resp.error === TOKEN_MISMATCH || /token|auth/i.test(resp.error) ? 'ERR_AUTH' : 'ERR_LOGIN_FAILED'
-      throw new WsfrpError(code, resp.error)
-    }
-    this._runId = resp.run_id ?? ''
-    this._log.info('logged in', { runId: this._runId, serverVersion: resp.version })
-    this._channel = new MessageChannel(cryptoConn(conn, this._key, this._opts.crypto), {
-      onMessage: (m) => this._onMessage(m),
-      onClose: (err) => {
-        if (!this._closing) this._log.warn('control stream closed', err ? { error: err.message } : undefined)
-        this._mux.close(err)
-      },
-    })
-    for (const proxy of this._proxies.values()) this._sendNewProxy(proxy)
-    this._startHeartbeat()
-    return { runId: this._runId, serverVersion: resp.version ?? '' }
-  }
-
-  addProxy(p: ClientProxy): void {
-    this._proxies.set(p.name, p)
-    if (this._channel) this._sendNewProxy(p)
-  }
-
-  removeProxy(name: string): void {
-    if (!this._proxies.delete(name)) return
-    this._channel?.send({ type: 'CloseProxy', proxy_name: this._wireName(name) })
-    this._opts.onProxyStatus?.(name, 'closed', 'removed')
-  }
-
+  login(): Promise<{ runId: string; serverVersion: string }>
+  addProxy(p: ClientProxy): void
+  removeProxy(name: string): void
   /** GoAway, then close the transport. */
-  close(): void {
-    if (this._closing) return
-    this._closing = true
-    clearTimer(this._heartbeatTimer)
-    this._mux.close()
-  }
+  close(): void
+}
 
-  private _wireName(name: string): string {
-    return this._opts.user ? `${this._opts.user}.${name}` : name
-  }
+// A function that returns its object, so `new FrpClientRole(...)` keeps working for callers. A
+// closure rather than a class because this ships in the browser's service-worker bundle, whose
+// size is budgeted: locals minify to one letter where `this._member` does not.
+export const FrpClientRole = function (transport: Conn, opts: ClientRoleOptions): FrpClientRole {
+  const log = opts.logger ?? noopLogger
+  const key = deriveKey(opts.crypto, opts.token)
+  const proxies = new Map<string, ClientProxy>()
+  for (const p of opts.proxies) proxies.set(p.name, p)
+  let channel: MessageChannel | undefined
+  let runId = ''
+  let heartbeatTimer: Timer | undefined
+  let lastPong = 0
+  let closing = false
+  const mux = new YamuxSession(transport, {
+    ...opts.yamux,
+    logger: log,
+    client: true,
+    // frps never opens streams (frp-wire-protocol.md §4.3); refuse any that arrive.
+    onStream: (s) => s.reset(),
+  })
 
-  private _localName(wire: string): string {
-    const prefix = this._opts.user ? `${this._opts.user}.` : ''
+  /** Login, Ping and NewWorkConn fields: privilege_key and timestamp. */
+  const auth = (ts: number): { privilege_key: string; timestamp: number } => ({ privilege_key: authKey(opts.crypto, opts.token, ts), timestamp: ts })
+  /** {@link auth} when `additionalScopes` lists `scope`, else nothing. */
+  const scopedAuth = (scope: 'HeartBeats' | 'NewWorkConns'): object => (opts.additionalScopes?.includes(scope) ? auth(nowSeconds()) : {})
+  const wireName = (name: string): string => (opts.user ? `${opts.user}.${name}` : name)
+  const localName = (wire: string): string => {
+    const prefix = opts.user ? `${opts.user}.` : ''
     return prefix && wire.startsWith(prefix) ? wire.slice(prefix.length) : wire
   }
-
-  private _sendNewProxy(p: ClientProxy): void {
-    this._channel!.send({ ...p.fields, type: 'NewProxy', proxy_name: this._wireName(p.name), proxy_type: p.type })
+  const sendNewProxy = (p: ClientProxy): void => {
+    channel!.send({ ...p.fields, type: 'NewProxy', proxy_name: wireName(p.name), proxy_type: p.type })
   }
+  const status = (name: string, st: ProxyStatus, detail: string): void => opts.onProxyStatus?.(name, st, detail)
 
-  private _onMessage(m: Message): void {
+  const onMessage = (m: Message): void => {
     switch (m.type) {
       case 'ReqWorkConn':
-        void this._openWorkConn()
+        void openWorkConn()
         return
       case 'NewProxyResp': {
-        const name = this._localName(m.proxy_name ?? '')
+        const name = localName(m.proxy_name ?? '')
         if (m.error) {
-          this._log.warn('proxy start error', { proxy: name, error: m.error })
-          this._opts.onProxyStatus?.(name, 'error', m.error)
+          log.warn('proxy start error', { proxy: name, error: m.error })
+          status(name, 'error', m.error)
         } else {
-          this._log.info('proxy started', { proxy: name, remote: m.remote_addr })
-          this._opts.onProxyStatus?.(name, 'running', m.remote_addr ?? '')
+          log.info('proxy started', { proxy: name, remote: m.remote_addr })
+          status(name, 'running', m.remote_addr ?? '')
         }
         return
       }
       case 'Pong':
-        this._lastPong = Date.now()
+        lastPong = Date.now()
         if (m.error) {
-          this._log.warn('heartbeat refused by the server: closing', { error: m.error })
-          this._mux.close(new WsfrpError('ERR_AUTH', m.error))
+          log.warn('heartbeat refused by the server: closing', { error: m.error })
+          mux.close(new WsfrpError('ERR_AUTH', m.error))
         }
         return
       default:
-        this._log.debug('ignoring an unexpected control message', { type: m.type })
+        log.debug('ignoring an unexpected control message', { type: m.type })
     }
   }
 
-  private async _openWorkConn(): Promise<void> {
+  const openWorkConn = async (): Promise<void> => {
     let stream: Conn
     try {
-      stream = this._mux.open()
+      stream = mux.open()
     } catch (err) {
-      this._log.debug('cannot open a work stream', { error: (err as Error).message })
+      log.debug('cannot open a work stream', { error: (err as Error).message })
       return
     }
-    const scoped = this._opts.additionalScopes?.includes('NewWorkConns')
-    const ts = nowSeconds()
-    stream.write(
-      encodeMessage({
-        type: 'NewWorkConn',
-        run_id: this._runId,
-        ...(scoped ? { privilege_key: authKey(this._opts.crypto, this._opts.token, ts), timestamp: ts } : {}),
-      }),
-    )
+    stream.write(encodeMessage({ type: 'NewWorkConn', run_id: runId, ...scopedAuth('NewWorkConns') }))
     let start: Message
     let work: Conn
     try {
@@ -242,46 +158,114 @@ export class FrpClientRole {
       return // session closed, or the server dropped a surplus stream
     }
     if (start.type !== 'StartWorkConn' || start.error) {
-      if (start.type === 'StartWorkConn') this._log.warn('the server refused a work connection', { error: start.error })
+      if (start.type === 'StartWorkConn') log.warn('the server refused a work connection', { error: start.error })
       work.destroy()
       return
     }
-    const name = this._localName(start.proxy_name ?? '')
-    const proxy = this._proxies.get(name)
+    const name = localName(start.proxy_name ?? '')
+    const proxy = proxies.get(name)
     if (!proxy) {
-      this._log.warn('work connection for an unknown proxy', { proxy: name })
+      log.warn('work connection for an unknown proxy', { proxy: name })
       work.destroy()
       return
     }
-    if (proxy.fields.use_encryption) work = cryptoConn(work, this._key, this._opts.crypto)
+    if (proxy.fields.use_encryption) work = cryptoConn(work, key, opts.crypto)
     let target: Conn
     try {
-      target = await this._opts.dialTarget(proxy, start)
+      target = await opts.dialTarget(proxy, start)
     } catch (err) {
-      this._log.warn('cannot reach the local service', { proxy: name, error: err instanceof Error ? err.message : String(err) })
+      log.warn('cannot reach the local service', { proxy: name, error: err instanceof Error ? err.message : String(err) })
       work.destroy()
       return
     }
-    pipe(work, target).catch((err: Error) => this._log.debug('work connection ended with an error', { proxy: name, error: err.message }))
+    pipe(work, target).catch((err: Error) => log.debug('work connection ended with an error', { proxy: name, error: err.message }))
   }
 
-  private _startHeartbeat(): void {
-    const every = this._opts.heartbeatIntervalMs ?? -1
+  const startHeartbeat = (): void => {
+    const every = opts.heartbeatIntervalMs ?? -1
     if (every <= 0) return
-    const timeout = this._opts.heartbeatTimeoutMs ?? -1
-    this._lastPong = Date.now()
+    const timeout = opts.heartbeatTimeoutMs ?? -1
+    lastPong = Date.now()
     const tick = (): void => {
-      if (this._closing || !this._channel || this._channel.isClosed) return
-      if (timeout > 0 && Date.now() - this._lastPong > timeout) {
-        this._log.warn('heartbeat timeout: closing the session', { timeoutMs: timeout })
-        this._mux.close(new WsfrpError('ERR_TIMEOUT', `no Pong for ${timeout} ms`))
+      if (closing || !channel || channel.isClosed) return
+      if (timeout > 0 && Date.now() - lastPong > timeout) {
+        log.warn('heartbeat timeout: closing the session', { timeoutMs: timeout })
+        mux.close(new WsfrpError('ERR_TIMEOUT', `no Pong for ${timeout} ms`))
         return
       }
-      const ts = nowSeconds()
-      const scoped = this._opts.additionalScopes?.includes('HeartBeats')
-      this._channel.send({ type: 'Ping', ...(scoped ? { privilege_key: authKey(this._opts.crypto, this._opts.token, ts), timestamp: ts } : {}) })
-      this._heartbeatTimer = setTimer(tick, every, { unref: true })
+      channel.send({ type: 'Ping', ...scopedAuth('HeartBeats') })
+      heartbeatTimer = setTimer(tick, every, { unref: true })
     }
-    this._heartbeatTimer = setTimer(tick, every, { unref: true })
+    heartbeatTimer = setTimer(tick, every, { unref: true })
   }
-}
+
+  const role: FrpClientRole = {
+    closed: mux.closed.then((err) => {
+      clearTimer(heartbeatTimer)
+      if (closing) return undefined
+      return err ?? new WsfrpError('ERR_CONN_CLOSED', 'the server closed the connection')
+    }),
+    session: mux,
+    async login() {
+      const s = mux.open()
+      const p = opts.platform ?? {}
+      s.write(
+        encodeMessage({
+          type: 'Login',
+          version: FRP_COMPAT_VERSION,
+          hostname: p.hostname,
+          os: p.os,
+          arch: p.arch,
+          user: opts.user,
+          ...auth(nowSeconds()),
+          run_id: opts.runId,
+          metas: opts.metas,
+          pool_count: opts.poolCount ?? 1,
+        }),
+      )
+      let resp: Message
+      let conn: Conn
+      try {
+        ;({ msg: resp, conn } = await readMessageWithin(s, opts.loginTimeoutMs ?? 10_000, 'waiting for LoginResp'))
+      } catch (err) {
+        role.close()
+        throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      }
+      if (resp.type !== 'LoginResp' || resp.error) {
+        conn.destroy()
+        role.close()
+        if (resp.type !== 'LoginResp') throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: the server answered ${resp.type} instead of LoginResp`)
+        const code = resp.error === TOKEN_MISMATCH || /token|auth/i.test(resp.error!) ? 'ERR_AUTH' : 'ERR_LOGIN_FAILED'
+        throw new WsfrpError(code, resp.error!)
+      }
+      runId = resp.run_id ?? ''
+      log.info('logged in', { runId, serverVersion: resp.version })
+      channel = new MessageChannel(cryptoConn(conn, key, opts.crypto), {
+        onMessage,
+        onClose: (err) => {
+          if (!closing) log.warn('control stream closed', err ? { error: err.message } : undefined)
+          mux.close(err)
+        },
+      })
+      for (const proxy of proxies.values()) sendNewProxy(proxy)
+      startHeartbeat()
+      return { runId, serverVersion: resp.version ?? '' }
+    },
+    addProxy(p) {
+      proxies.set(p.name, p)
+      if (channel) sendNewProxy(p)
+    },
+    removeProxy(name) {
+      if (!proxies.delete(name)) return
+      channel?.send({ type: 'CloseProxy', proxy_name: wireName(name) })
+      status(name, 'closed', 'removed')
+    },
+    close() {
+      if (closing) return
+      closing = true
+      clearTimer(heartbeatTimer)
+      mux.close()
+    },
+  }
+  return role
+} as unknown as new (transport: Conn, opts: ClientRoleOptions) => FrpClientRole
