@@ -114,10 +114,12 @@ test('[limits]: every key is validated with its range and unit', T, () => {
       maxPendingUserConnsPerProxy: 1,
       loginFailures: 0,
       loginFailureWindow: 1,
+      webLoginFailures: 0,
     },
   })
   assert.equal(ok.limits.maxStreamsPerSession, 16)
   assert.equal(ok.limits.loginFailures, 0)
+  assert.equal(ok.limits.webLoginFailures, 0)
   assert.deepEqual(
     lines({
       limits: {
@@ -136,6 +138,7 @@ test('[limits]: every key is validated with its range and unit', T, () => {
         maxPendingUserConnsPerProxy: 0,
         loginFailures: -1,
         loginFailureWindow: 0,
+        webLoginFailures: 2.5,
         maxClient: 3,
       },
     }),
@@ -156,6 +159,7 @@ test('[limits]: every key is validated with its range and unit', T, () => {
       'limits.maxPendingUserConnsPerProxy: must be an integer from 1 to 2147483647, got 0',
       'limits.loginFailures: must be an integer from 0 to 1000000, got -1',
       'limits.loginFailureWindow: must be an integer from 1 to 86400 (seconds), got 0',
+      'limits.webLoginFailures: must be an integer from 0 to 1000000, got 2.5',
     ],
   )
   assert.deepEqual(lines({ transport: { maxPoolCount: 8 }, limits: { maxStreamsPerSession: 8 } }), [

@@ -67,6 +67,7 @@ test('an empty server config gets every documented default', T, () => {
       maxPendingUserConnsPerProxy: 1024,
       loginFailures: 5,
       loginFailureWindow: 60,
+      webLoginFailures: 5,
     },
   })
   assert.deepEqual(validateServerConfig(undefined), defaultServerConfig())

@@ -57,3 +57,19 @@ test('maxFailures 0 turns it off; the table never grows past maxAddresses', T, (
   assert.throws(() => new LoginThrottle({ maxFailures: -1 }), RangeError)
   assert.throws(() => new LoginThrottle({ windowMs: 0 }), RangeError)
 })
+
+test('retryAfterMs: 0 while not blocked, then the time until one failure is forgiven', T, () => {
+  let now = 0
+  const t = new LoginThrottle({ maxFailures: 5, windowMs: 60_000, now: () => now })
+  assert.equal(t.retryAfterMs('192.0.2.1'), 0, 'unknown address')
+  for (let i = 0; i < 4; i++) t.failed('192.0.2.1')
+  assert.equal(t.retryAfterMs('192.0.2.1'), 0, 'one failure left')
+  t.failed('192.0.2.1')
+  assert.equal(t.retryAfterMs('192.0.2.1'), 12_000)
+  now += 5_000
+  assert.equal(t.retryAfterMs('192.0.2.1'), 7_000)
+  now += 7_000
+  assert.equal(t.retryAfterMs('192.0.2.1'), 0)
+  assert.equal(t.blocked('192.0.2.1'), false)
+  assert.equal(new LoginThrottle({ maxFailures: 0 }).retryAfterMs('192.0.2.1'), 0, 'off')
+})

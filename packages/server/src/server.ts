@@ -32,7 +32,7 @@ import { ProxyRouter } from './proxy-router.js'
 import { TcpProxyManager, type TcpProxyEvent } from './tcp-proxy.js'
 import { Tenants } from './tenants.js'
 import { VERSION } from './version.js'
-import { HttpVhost, answerClientError, refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly } from './vhost/index.js'
+import { HttpVhost, answerClientError, refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly, upgradeInOrder } from './vhost/index.js'
 
 /** A config where every field may be left out; missing ones get wsfrps's defaults (docs/CONFIG.md). */
 export type ServerConfigInput = DeepPartial<ServerConfig>
@@ -429,8 +429,13 @@ export class WsfrpServer extends EventEmitter<ServerEvents> {
     // CONNECT is never tunnelled (405, vhost/listener.ts); without a listener Node drops the socket.
     server.on('connect', refuseConnect)
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (refuseUnsupportedUpgrade(req, socket)) return
-      if (!this.handleUpgrade(req, socket, head)) this.runUpgradeChain(req, socket, head)
+      // An upgrade pipelined behind requests waits for their responses (vhost/listener.ts); a
+      // reset meanwhile must not be an uncaught error (Node took its own listener off at 'upgrade').
+      socket.on('error', () => {})
+      upgradeInOrder(socket, () => {
+        if (refuseUnsupportedUpgrade(req, socket)) return
+        if (!this.handleUpgrade(req, socket, head)) this.runUpgradeChain(req, socket, head)
+      })
     })
     this.httpServer = server
     this.ownServer = true

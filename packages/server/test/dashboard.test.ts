@@ -2,6 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import * as http from 'node:http'
 import * as net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import * as vm from 'node:vm'
@@ -204,7 +205,8 @@ test('BasicAuth accepts exactly the configured pair', { timeout: 5_000 }, () => 
 })
 
 test('with webServer.user/password every surface needs Basic auth (401 + WWW-Authenticate)', { timeout: 10_000 }, async () => {
-  const { server, port } = await startServer({ webServer: { user: 'admin', password: 'secret-pw' } }, memoryLogger())
+  // 14 wrong sign-ins from one address: the sign-in throttle (tested on its own below) is off here.
+  const { server, port } = await startServer({ webServer: { user: 'admin', password: 'secret-pw' }, limits: { webLoginFailures: 0 } }, memoryLogger())
   try {
     for (const path of ['/_wsfrp/', '/_wsfrp/app.js', '/_wsfrp/api/serverinfo', '/_wsfrp/api/clients', '/_wsfrp/metrics', '/_wsfrp', '/_wsfrp/anything']) {
       for (const headers of [{}, basic('admin', 'wrong'), basic('root', 'secret-pw')]) {
@@ -224,6 +226,95 @@ test('with webServer.user/password every surface needs Basic auth (401 + WWW-Aut
     c.client.close()
   } finally {
     await server.close()
+  }
+})
+
+/** A GET from a chosen local address (127.0.0.0/8 is all loopback on Linux): another peer to the throttle. */
+function requestFrom(localAddress: string, port: number, path: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, headers, localAddress, agent: false }, (res) => {
+        res.resume()
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }))
+      })
+      .on('error', reject)
+  })
+}
+
+test('failed Basic sign-ins are throttled per address: 429 with Retry-After, credentials unchecked', { timeout: 10_000 }, async () => {
+  const { server, port } = await startServer(
+    {
+      auth: { token: TOKEN, users: [{ name: 'alice', token: 'alice-token' }] },
+      webServer: { user: 'admin', password: 'secret-pw' },
+      limits: { webLoginFailures: 3, loginFailureWindow: 3600 },
+    },
+    memoryLogger(),
+  )
+  try {
+    const api = '/_wsfrp/api/serverinfo'
+    // A browser's first request carries no credentials: never counted, never throttled.
+    for (let i = 0; i < 5; i++) assert.equal((await request(port, api)).status, 401)
+    // Wrong operator password, wrong tenant token, a header that is not Basic: three failures.
+    for (const h of [basic('admin', 'guess-1'), basic('alice', 'guess-2'), { Authorization: 'Bearer guess-3' }]) {
+      assert.equal((await request(port, api, { headers: h })).status, 401)
+    }
+    // Used up: every sign-in from this address gets 429, the right credentials too (not checked).
+    for (const h of [basic('admin', 'guess-4'), basic('admin', 'secret-pw'), basic('alice', 'alice-token')]) {
+      const r = await request(port, api, { headers: h })
+      assert.equal(r.status, 429, JSON.stringify(h))
+      const retry = Number(r.headers['retry-after'])
+      // One failure is forgiven every 3600 s / 3 = 1200 s.
+      assert.ok(Number.isInteger(retry) && retry > 0 && retry <= 1200, `Retry-After ${String(r.headers['retry-after'])}`)
+      assert.equal(r.headers['www-authenticate'], undefined)
+    }
+    // The same answer on every surface that signs in (page, metrics), while no-credential requests still get the challenge.
+    assert.equal((await request(port, '/_wsfrp/metrics', { headers: basic('admin', 'secret-pw') })).status, 429)
+    assert.equal((await request(port, '/_wsfrp/')).status, 401)
+    // Another address is not affected, and signs in.
+    assert.equal((await requestFrom('127.0.0.2', port, api, basic('admin', 'secret-pw'))).status, 200)
+    assert.equal((await requestFrom('127.0.0.2', port, api, basic('alice', 'alice-token'))).status, 200)
+    // frp logins have their own bucket: the throttled address still logs a client in.
+    const c = await connectClient(`ws://127.0.0.1:${port}/~!frp`, [])
+    c.client.close()
+  } finally {
+    await server.close()
+  }
+})
+
+test('a successful sign-in costs nothing; webLoginFailures = 0 turns the sign-in throttle off', { timeout: 10_000 }, async () => {
+  const on = await startServer({ webServer: { user: 'admin', password: 'secret-pw' }, limits: { webLoginFailures: 2 } }, memoryLogger())
+  const off = await startServer({ webServer: { user: 'admin', password: 'secret-pw' }, limits: { webLoginFailures: 0 } }, memoryLogger())
+  try {
+    for (let i = 0; i < 10; i++) assert.equal((await request(on.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', 'secret-pw') })).status, 200)
+    assert.equal((await request(on.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', 'x') })).status, 401)
+    assert.equal((await request(on.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', 'y') })).status, 401)
+    assert.equal((await request(on.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', 'secret-pw') })).status, 429)
+    for (let i = 0; i < 10; i++) assert.equal((await request(off.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', `guess-${i}`) })).status, 401)
+    assert.equal((await request(off.port, '/_wsfrp/api/serverinfo', { headers: basic('admin', 'secret-pw') })).status, 200)
+  } finally {
+    await on.server.close()
+    await off.server.close()
+  }
+})
+
+test('the webServer.port listener and the local mode throttle failed sign-ins too', { timeout: 10_000 }, async () => {
+  const webPort = await freePort()
+  const own = await startServer({ webServer: { addr: '127.0.0.1', port: webPort, user: 'ops', password: 'pw-1' }, limits: { webLoginFailures: 1 } }, memoryLogger())
+  // Local mode (no webServer credentials): a tenant signing in from "elsewhere" (through a proxy).
+  const local = await startServer({ auth: { token: TOKEN, users: [{ name: 'alice', token: 'alice-token' }] }, limits: { webLoginFailures: 1 } }, memoryLogger())
+  try {
+    assert.equal((await request(webPort, '/api/serverinfo', { headers: basic('ops', 'nope') })).status, 401)
+    assert.equal((await request(webPort, '/api/serverinfo', { headers: basic('ops', 'pw-1') })).status, 429)
+    assert.equal((await request(webPort, '/healthz')).status, 200)
+
+    const proxied = { 'X-Forwarded-For': '203.0.113.7' }
+    assert.equal((await request(local.port, '/_wsfrp/api/serverinfo', { headers: { ...proxied, ...basic('alice', 'nope') } })).status, 403)
+    assert.equal((await request(local.port, '/_wsfrp/api/serverinfo', { headers: { ...proxied, ...basic('alice', 'alice-token') } })).status, 429)
+    // A local request is the operator without credentials: the throttle does not lock it out.
+    assert.equal((await request(local.port, '/_wsfrp/api/serverinfo')).status, 200)
+  } finally {
+    await own.server.close()
+    await local.server.close()
   }
 })
 

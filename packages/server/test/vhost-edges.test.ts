@@ -239,3 +239,70 @@ test('docs/ERRORS.md lists exactly the X-Wsfrp-Error codes of VhostErrorCode', {
   assert.deepEqual([...codes].filter((c) => !documented.has(c)), [], 'codes missing from docs/ERRORS.md')
   assert.deepEqual([...documented].filter((c) => !codes.has(c)), [], 'documented codes that do not exist')
 })
+
+test('vhost: a WebSocket upgrade pipelined behind requests is answered after their responses, in order', T, async () => {
+  // The local service holds /first until the test has seen the user's upgrade parsed: Node emits
+  // 'upgrade' at once, while the response to /first is still to be written on that connection.
+  let releaseFirst!: () => void
+  const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve))
+  const local = await localService((req, res) => {
+    const body = `answer to ${req.url}`
+    const send = (): void => {
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) })
+      res.end(body)
+    }
+    if (req.url === '/first') void firstHeld.then(send)
+    else send()
+  })
+  local.server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => {})
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${String(req.headers.upgrade)}\r\nConnection: Upgrade\r\n\r\n`)
+    // An echo of the upgraded bytes, prefixed so that they cannot be mistaken for ours.
+    if (head.length > 0) socket.write(Buffer.concat([Buffer.from('echo:'), head]))
+    socket.on('data', (c: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), c])))
+    socket.on('end', () => socket.end())
+  })
+  const bench = await startBench({ proxies: [{ name: 'pipe', fields: { custom_domains: ['pipe.test'] }, localPort: local.port }] })
+  const upgradeSeen = once(bench.server, 'upgrade')
+  const s = net.connect(bench.port, '127.0.0.1')
+  try {
+    let text = ''
+    const waiters: (() => void)[] = []
+    s.on('data', (c: Buffer) => {
+      text += c.toString('latin1')
+      for (const w of waiters.splice(0)) w()
+    })
+    s.on('error', () => {})
+    const closed = once(s, 'close')
+    const waitFor = async (what: string): Promise<void> => {
+      while (!text.includes(what)) {
+        if (s.destroyed) assert.fail(`connection closed before ${JSON.stringify(what)}: ${JSON.stringify(text)}`)
+        await Promise.race([new Promise<void>((r) => waiters.push(r)), closed])
+      }
+    }
+    await once(s, 'connect')
+    s.write(
+      'GET /first HTTP/1.1\r\nHost: pipe.test\r\n\r\n' +
+        'GET /second HTTP/1.1\r\nHost: pipe.test\r\n\r\n' +
+        'GET /ws HTTP/1.1\r\nHost: pipe.test\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nhello',
+    )
+    await upgradeSeen
+    releaseFirst()
+    await waitFor('echo:hello')
+    s.write('more')
+    await waitFor('echo:more')
+    const i1 = text.indexOf('answer to /first')
+    const i2 = text.indexOf('answer to /second')
+    const i101 = text.indexOf('HTTP/1.1 101 Switching Protocols\r\n')
+    const iEcho = text.indexOf('echo:hello')
+    assert.ok(i1 > 0 && i2 > i1 && i101 > i2 && iEcho > i101, `order: ${JSON.stringify(text)}`)
+    assert.deepEqual(
+      local.requests.map((r) => r.url),
+      ['/first', '/second'],
+    )
+  } finally {
+    s.destroy()
+    await bench.close()
+    await closeServer(local.server)
+  }
+})

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as http from 'node:http'
 import * as net from 'node:net'
+import { once } from 'node:events'
 import { isWsfrpError } from '@wsfrp/core'
 import { dialWs } from '@wsfrp/node'
 import { createServer, type ServerConfigInput, type WsfrpServer } from '@wsfrp/server'
@@ -163,5 +164,52 @@ test('a vhostHTTPPort that is taken fails listen() with ERR_CONNECT and gives th
   } finally {
     await server.close()
     await new Promise<void>((r) => blocker.close(() => r()))
+  }
+})
+
+test('shared port: an upgrade to the frp endpoint pipelined behind a vhost request is answered after its response', T, async () => {
+  let releaseFirst!: () => void
+  const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve))
+  const local = await localService((_req, res) => {
+    void firstHeld.then(() => {
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 15 })
+      res.end('answer to first')
+    })
+  })
+  const { server, port, url } = await startServer({}, memoryLogger())
+  let s: net.Socket | undefined
+  try {
+    const c = await connectClient(url, [{ name: 'web', type: 'http', fields: { custom_domains: ['pipe.test'] } }], { targetPort: local.port })
+    assert.equal((await c.status('web')).status, 'running')
+    // The server's http.Server is private; the test only listens to it, to release the held
+    // response once Node has handed over the upgrade (it does so before that response is written).
+    const upgradeSeen = once((server as unknown as { httpServer: http.Server }).httpServer, 'upgrade')
+    s = net.connect(port, '127.0.0.1')
+    let text = ''
+    const waiters: (() => void)[] = []
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1')
+      for (const w of waiters.splice(0)) w()
+    })
+    s.on('error', () => {})
+    await once(s, 'connect')
+    s.write(
+      'GET /first HTTP/1.1\r\nHost: pipe.test\r\n\r\n' +
+        `GET /~!frp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    )
+    await upgradeSeen
+    releaseFirst()
+    while (!text.includes('HTTP/1.1 101 ')) {
+      assert.ok(!s.destroyed, `closed early: ${JSON.stringify(text)}`)
+      await new Promise<void>((r) => waiters.push(r))
+    }
+    const iFirst = text.indexOf('answer to first')
+    assert.ok(text.startsWith('HTTP/1.1 200 OK\r\n') && iFirst > 0 && text.indexOf('HTTP/1.1 101 ') > iFirst, `order: ${JSON.stringify(text)}`)
+    c.client.close()
+  } finally {
+    s?.destroy()
+    await server.close()
+    await closeServer(local.server)
   }
 })

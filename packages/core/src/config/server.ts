@@ -231,6 +231,7 @@ const LIMIT_KEYS = [
   'maxPendingUserConnsPerProxy',
   'loginFailures',
   'loginFailureWindow',
+  'webLoginFailures',
 ]
 
 const MiB = 1024 * 1024
@@ -257,6 +258,7 @@ function readLimits(ctx: Ctx, root: Table | undefined, maxPoolCount: number): Li
     maxPendingUserConnsPerProxy: readInt(ctx, t, 'maxPendingUserConnsPerProxy', 'limits', 1024, { min: 1, max: int31 }),
     loginFailures: readInt(ctx, t, 'loginFailures', 'limits', 5, { min: 0, max: 1_000_000 }),
     loginFailureWindow: readInt(ctx, t, 'loginFailureWindow', 'limits', 60, { ...secs, max: 86_400 }),
+    webLoginFailures: readInt(ctx, t, 'webLoginFailures', 'limits', 5, { min: 0, max: 1_000_000 }),
   }
   if (t !== undefined && own(t, 'maxStreamsPerSession') !== undefined && limits.maxStreamsPerSession <= maxPoolCount) {
     ctx.add('limits.maxStreamsPerSession', `must be greater than transport.maxPoolCount (${maxPoolCount}): a session needs its control stream and its pool`)

@@ -127,6 +127,12 @@ export interface LimitsConfig {
   loginFailures: number
   /** Seconds in which `loginFailures` failures are forgiven again (token bucket refill). Default 60. */
   loginFailureWindow: number
+  /**
+   * Failed Basic sign-ins to the dashboard, REST API and /metrics from one address (IPv6: one /64)
+   * allowed in a burst before its sign-ins get 429 unchecked; refilled over `loginFailureWindow`.
+   * 0 = off. Default 5.
+   */
+  webLoginFailures: number
 }
 
 /** `webServer`: the server's dashboard and API, or the client's admin API. */

@@ -102,6 +102,17 @@ export class LoginThrottle {
     return b !== undefined && b.tokens < 1
   }
 
+  /**
+   * Milliseconds until `remoteAddress` may try again (0 when it is not blocked): what an HTTP 429
+   * puts in Retry-After, so that a well-behaved client waits instead of hammering.
+   */
+  retryAfterMs(remoteAddress: string): number {
+    if (this.max === 0) return 0
+    const b = this.refill(throttleKey(remoteAddress))
+    if (b === undefined || b.tokens >= 1) return 0
+    return Math.ceil(((1 - b.tokens) * this.windowMs) / this.max)
+  }
+
   /** Records one failed login of `remoteAddress`. */
   failed(remoteAddress: string): void {
     if (this.max === 0) return

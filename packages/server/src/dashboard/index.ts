@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import * as http from 'node:http'
 import { isIP } from 'node:net'
 import type { Registry } from 'prom-client'
-import { WsfrpError } from '@wsfrp/core'
+import { LoginThrottle, WsfrpError } from '@wsfrp/core'
 import { handleApi, sendJson } from '../api.js'
 import type { ServerAddress, WsfrpServer } from '../server.js'
 import { VERSION } from '../version.js'
@@ -74,6 +74,12 @@ export class Dashboard {
   readonly path: string
   private readonly enabled: boolean
   private readonly auth: BasicAuth | undefined
+  /**
+   * Failed Basic sign-ins per address (`limits.webLoginFailures` over `limits.loginFailureWindow`).
+   * A bucket of its own, not the frp login one: a dashboard behind a reverse proxy sees every
+   * visitor at the proxy's address and may need it off while frp logins keep theirs.
+   */
+  private readonly signInThrottle: LoginThrottle
   private registry: Registry | undefined
   private listener: http.Server | undefined
   private listenerExposure: Exposure = { mode: 'off', reason: 'not listening' }
@@ -93,6 +99,8 @@ export class Dashboard {
     this.enabled = opts.enabled ?? true
     const { user, password } = server.config.webServer
     this.auth = user !== '' || password !== '' ? new BasicAuth(user, password) : undefined
+    const { webLoginFailures, loginFailureWindow } = server.config.limits
+    this.signInThrottle = new LoginThrottle({ maxFailures: webLoginFailures, windowMs: loginFailureWindow * 1000 })
     this.page = renderDashboardPage(VERSION)
     this.pageEtag = etag(this.page)
     this.scriptEtag = etag(DASHBOARD_SCRIPT)
@@ -241,15 +249,29 @@ export class Dashboard {
       return undefined
     }
     const authorization = req.headers.authorization
+    // Only a request that presents credentials is throttled or counted: a browser's first request
+    // carries none (it asks after the 401), and a local request needs none.
+    const address = authorization !== undefined ? throttleAddress(req) : ''
+    if (authorization !== undefined) {
+      // Checked before the credentials, like frp logins: a throttled address learns nothing.
+      const wait = this.signInThrottle.retryAfterMs(address)
+      if (wait > 0) {
+        sendText(req, res, 429, 'too many failed sign-ins, retry later', { 'Retry-After': String(Math.ceil(wait / 1000)) })
+        return undefined
+      }
+    }
     if (exposure.mode === 'basic' && this.auth!.check(authorization)) return OPERATOR
     const cred = parseBasic(authorization)
     if (cred !== undefined && this.server.tenants.authenticate(cred.user, cred.password)) return { tenant: cred.user }
     if (exposure.mode === 'basic') {
+      if (authorization !== undefined) this.signInThrottle.failed(address)
       sendText(req, res, 401, 'authentication required', { 'WWW-Authenticate': BASIC_CHALLENGE })
       return undefined
     }
     const why = notLocalReason(req)
+    // A local request is the operator whatever it presented: a wrong tenant token gains it nothing.
     if (why === undefined) return OPERATOR
+    if (authorization !== undefined) this.signInThrottle.failed(address)
     sendText(req, res, 403, `forbidden: ${why}; set webServer.user and webServer.password to reach the dashboard from elsewhere`)
     return undefined
   }
@@ -317,6 +339,15 @@ export class Dashboard {
       if (!res.headersSent) sendJson(req, res, 500, { error: 'metrics collection failed' })
     }
   }
+}
+
+/**
+ * The throttle's key for a request: the peer's IP, an IPv4-mapped one as plain IPv4 (throttleKey
+ * would otherwise put every IPv4 peer of a dual-stack listener into the one ::ffff /64 bucket).
+ */
+function throttleAddress(req: http.IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? 'unknown'
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
 }
 
 function etag(body: string): string {

@@ -11,4 +11,4 @@ export {
 export { HttpVhost, HttpProxy, VHOST_DEFAULTS, type HttpVhostOptions } from './http-proxy.js'
 export { TrustedProxies, DEFAULT_TRUSTED_PROXIES, normalizeIp } from './trusted.js'
 export { answerClientError, answerOnSocket, sendErrorPage, errorPageHtml, ERROR_HEADER, type VhostErrorCode } from './error-page.js'
-export { refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly, VHOST_ALLOWED_METHODS } from './listener.js'
+export { refuseConnect, refuseUnsupportedUpgrade, refuseUnsupportedVersion, serveVhostOnly, upgradeInOrder, VHOST_ALLOWED_METHODS } from './listener.js'

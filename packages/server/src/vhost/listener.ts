@@ -62,6 +62,28 @@ function afterPendingResponses(socket: Duplex, fn: () => void): void {
 }
 
 /**
+ * For the `'upgrade'` event: runs `serve` once the responses to requests pipelined before the
+ * upgrade on the same connection are written ({@link afterPendingResponses}). Node emits `'upgrade'` as soon as it has parsed the
+ * head, with those responses still queued on the socket: answering at once would put the 101 (or
+ * an error page) ahead of them, and no ServerResponse can even be assigned to the socket while one
+ * is (ERR_HTTP_SOCKET_ASSIGNED, thrown from the event). A connection that is closing by then (a
+ * `Connection: close` request before the upgrade, a reset) is not served.
+ */
+export function upgradeInOrder(socket: Duplex, serve: () => void): void {
+  const waited = (socket as Duplex & { _httpMessage?: unknown })._httpMessage != null
+  afterPendingResponses(socket, () => {
+    if (socket.destroyed || socket.writableEnded) {
+      socket.destroy()
+      return
+    }
+    // The last of those responses armed Node's keep-alive timer on the socket; the upgraded
+    // connection has its own lifetime (and Node no longer listens for that timeout).
+    if (waited) (socket as Duplex & { setTimeout?: (ms: number) => unknown }).setTimeout?.(0)
+    serve()
+  })
+}
+
+/**
  * Makes `server` a vhost-only listener: requests, `Expect: 100-continue` requests and upgrades go
  * to `vhost`, anything without a route gets the 404 `no-route` page (no landing page, health
  * check, dashboard or WebSocket endpoint: those stay on `bindPort`), CONNECT gets 405, non-HTTP/1.x
@@ -80,8 +102,10 @@ export function serveVhostOnly(server: http.Server, vhost: HttpVhost): void {
   })
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {}) // a reset before anyone took the socket must not be uncaught
-    if (refuseUnsupportedUpgrade(req, socket)) return
-    if (!vhost.handleUpgrade(req, socket, head)) answerOnSocket(socket, 404, 'no-route')
+    upgradeInOrder(socket, () => {
+      if (refuseUnsupportedUpgrade(req, socket)) return
+      if (!vhost.handleUpgrade(req, socket, head)) answerOnSocket(socket, 404, 'no-route')
+    })
   })
   server.on('connect', refuseConnect)
   server.on('clientError', answerClientError)
