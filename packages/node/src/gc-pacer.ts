@@ -66,7 +66,7 @@ export function enableGcPacer(everyBytes: number = DEFAULT_GC_PACE_BYTES): boole
   return true
 }
 
-/** Called by the transports with the size of every chunk they read. */
+/** Called by the transports with the size of every chunk they read (and of every WebSocket message they send). */
 export function noteReadBytes(n: number): void {
   if (gc === undefined) return
   left -= n

@@ -129,6 +129,8 @@ class WsConnImpl implements WsConn {
     }
     // CLOSING: the peer closed and ws already answered; onEnd/onClose are on their way.
     if (this.ws.readyState !== WebSocket.OPEN) return false
+    // A sent message is garbage soon too: our batch copy and, on a client, ws's masked copy.
+    noteReadBytes(chunk.length)
     this.ws.send(chunk, SEND_OPTS, this.socket === undefined ? this.onSent : undefined)
     return this.writable()
   }
