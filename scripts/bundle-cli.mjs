@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Bundles the two command lines into one file each with esbuild, after `tsc -b` built dist/:
-//   packages/server/dist/wsfrps.mjs       (bin "wsfrps")
-//   packages/client-node/dist/wsfrpc.mjs  (bin "wsfrpc")
+//   packages/server/dist/wsfrps.mjs       (run by bin/wsfrps.mjs, the "wsfrps" bin)
+//   packages/client-node/dist/wsfrpc.mjs  (run by bin/wsfrpc.mjs, the "wsfrpc" bin; the bin files
+//   carry the node flags in their #! line)
 // next to dist/cli.js, so that paths relative to the module (../package.json) stay the same.
 //
 // Why: Node spends resident memory per loaded module file. The unbundled server loads ~150 files
@@ -14,20 +15,12 @@
 //
 // usage: node scripts/bundle-cli.mjs
 import { build } from 'esbuild'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/**
- * V8 flags the bins run with, put in their `#!` line (`env -S` splits it). A 1 MiB young
- * generation: V8 grows it to 16 MiB per semi-space under a high allocation rate (hundreds of new
- * tunnel connections a second), which alone is ~30 MiB of resident memory for garbage that a
- * small one collects just as well (bench/RESULTS.md, docs/LIMITS.md). Only settable at start-up.
- * `npm start` and the benchmarks pass the same flags.
- */
-export const BIN_NODE_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size']
 
 const targets = [
   { pkg: 'packages/server', entry: 'dist/cli.js', name: 'wsfrps' },
@@ -54,8 +47,4 @@ for (const t of targets) {
     legalComments: 'linked',
     logLevel: 'warning',
   })
-  const file = join(outdir, `${t.name}.mjs`)
-  const text = readFileSync(file, 'utf8')
-  const body = text.startsWith('#!') ? text.slice(text.indexOf('\n') + 1) : text
-  writeFileSync(file, `#!/usr/bin/env -S node ${BIN_NODE_FLAGS.join(' ')}\n${body}`, { mode: 0o755 })
 }

@@ -29,7 +29,8 @@ export type Cli = 'server' | 'client'
 
 /**
  * Starts `wsfrps` or `wsfrpc`: from source (tsx) by default, so tests never run a stale build, or
- * the bundled bins (`dist/wsfrps.mjs`, `dist/wsfrpc.mjs`) with `dist: true` (benchmarks: what users run).
+ * the built bins (`bin/wsfrps.mjs` → the `dist/` bundle, with the node flags of its `#!` line) with
+ * `dist: true` (benchmarks: what users run).
  */
 function binFlags(file: string): string[] {
   const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? ''
@@ -41,7 +42,7 @@ export function startCli(which: Cli, args: string[], opts: { env?: NodeJS.Proces
   const pkg = which === 'server' ? 'packages/server' : 'packages/client-node'
   const bin = which === 'server' ? 'wsfrps.mjs' : 'wsfrpc.mjs'
   // The node flags of the bin's `#!/usr/bin/env -S node …` line, as a user's shell would pass them.
-  const binFile = `${ROOT}/${pkg}/dist/${bin}`
+  const binFile = `${ROOT}${pkg}/bin/${bin}`
   const argv = opts.dist ? [...binFlags(binFile), binFile, ...args] : ['--conditions=wsfrp-source', '--import', 'tsx', `${pkg}/src/cli.ts`, ...args]
   return startProc(process.execPath, argv, {
     env: opts.env,
