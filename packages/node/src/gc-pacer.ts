@@ -16,7 +16,7 @@ import { runInNewContext } from 'node:vm'
  * V8's own trigger. At 300 MiB/s and the default 4 MiB that is ~75 scavenges a second, a few per cent
  * of one core. Only young collections are forced: a forced full collection is one stop-the-world
  * pause (V8's own are incremental), which showed up in request latency; the old generation is kept
- * small by the bins' --optimize-for-size instead. Enabled by the wsfrps and wsfrpc command lines; a library user decides for their
+ * small by the bins' --heap-growing-percent instead. Enabled by the wsfrps and wsfrpc command lines; a library user decides for their
  * own process (`enableGcPacer()`), since the collector is process-wide.
  */
 
