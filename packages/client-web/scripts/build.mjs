@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Bundles @wsfrp/client-web for browsers with esbuild:
 //   dist-bundle/wsfrp.js     ESM, for pages and module workers (import { connect } from './wsfrp.js')
-//   dist-bundle/wsfrp-sw.js  IIFE exposing `self.wsfrp`, for classic service workers (importScripts);
+//   dist-bundle/wsfrp-sw.js  IIFE setting `globalThis.wsfrp`, for classic service workers (importScripts);
 //                            adds serveServiceWorker() (service-worker mode, src/sw/worker.ts)
 //   dist-bundle/wsfrp-page.js  ESM, the page side of service-worker mode (src/sw/page.ts, no tunnel code)
 //   dist-bundle/wsfrp-demo.js  ESM, the demo page wsfrps serves at /_wsfrp/demo/ (src/demo/main.ts)
@@ -40,20 +40,37 @@ const globalWebSocket = {
 }
 
 /**
- * frp's NAT hole punching (xtcp) message layouts (core `msg/nat-hole-schema.ts`) become empty
- * tables: a browser client has no xtcp, so it neither sends those messages nor expects them, and its
- * codec then rejects their type bytes like any unknown one (ERR_MSG_PROTOCOL). ~0.5 KB.
+ * frp's NAT hole punching (xtcp), visitor and UDP message layouts (core `msg/nat-hole-schema.ts`,
+ * `msg/visitor-schema.ts`) become empty tables: a browser client has no xtcp, no visitors and no udp
+ * proxies, so it neither sends those messages nor expects them, and its codec then rejects their
+ * type bytes like any unknown one (ERR_MSG_PROTOCOL). NewProxy (`msg/new-proxy-schema.ts`) keeps only
+ * the fields a browser proxy sets (client.ts toClientProxy; a test checks the two agree), in the
+ * core's order, read from the core's module so that they cannot drift apart. ~0.8 KB in all.
  */
+const BROWSER_NEW_PROXY_FIELDS = [
+  'proxy_name', 'proxy_type', 'use_encryption', 'metas', 'remote_port', 'custom_domains', 'subdomain', 'locations', 'http_user', 'http_pwd', 'host_header_rewrite',
+]
+const msgDir = resolve(pkg, '../core/src/msg')
+function browserNewProxyLayout() {
+  const m = /NEW_PROXY_LAYOUT =\s*'([^']*)'/.exec(readFileSync(join(msgDir, 'new-proxy-schema.ts'), 'utf8'))
+  if (!m) throw new Error('NEW_PROXY_LAYOUT not found in core/src/msg/new-proxy-schema.ts')
+  const [typeByte, ...fields] = m[1].split(' ')
+  const kept = fields.filter((f) => BROWSER_NEW_PROXY_FIELDS.includes(f.split(':')[0]))
+  if (kept.length !== BROWSER_NEW_PROXY_FIELDS.length) throw new Error('a browser NewProxy field is missing from NEW_PROXY_LAYOUT')
+  return [typeByte, ...kept].join(' ')
+}
+const STUBS = {
+  'nat-hole-schema': () => "export const DETECT_BEHAVIOR_LAYOUT = '', PORTS_RANGE_LAYOUT = '', NAT_HOLE_LAYOUTS = {}",
+  'visitor-schema': () => "export const UDP_ADDR_LAYOUT = '', VISITOR_LAYOUTS = {}",
+  'new-proxy-schema': () => `export const NEW_PROXY_LAYOUT = ${JSON.stringify(browserNewProxyLayout())}`,
+}
 const withoutNatHole = {
-  name: 'without-nat-hole',
+  name: 'browser-message-layouts',
   setup(b) {
-    b.onResolve({ filter: /^\.\/nat-hole-schema\.js$/ }, (a) =>
-      /[\\/]core[\\/]src[\\/]msg$/.test(a.resolveDir) ? { path: 'nat-hole-schema', namespace: 'without-nat-hole' } : undefined,
+    b.onResolve({ filter: /^\.\/(nat-hole|visitor|new-proxy)-schema\.js$/ }, (a) =>
+      resolve(a.resolveDir) === msgDir ? { path: a.path.slice(2, -3), namespace: 'browser-message-layouts' } : undefined,
     )
-    b.onLoad({ filter: /.*/, namespace: 'without-nat-hole' }, () => ({
-      contents: "export const DETECT_BEHAVIOR_LAYOUT = '', PORTS_RANGE_LAYOUT = '', NAT_HOLE_LAYOUTS = {}",
-      loader: 'js',
-    }))
+    b.onLoad({ filter: /.*/, namespace: 'browser-message-layouts' }, (a) => ({ contents: STUBS[a.path](), loader: 'js' }))
   },
 }
 
@@ -75,9 +92,29 @@ const common = {
   plugins: [globalWebSocket, withoutNatHole],
 }
 
+/**
+ * The service-worker bundle's entry: `globalThis.wsfrp = { …every export of src/sw/worker-entry.ts }`.
+ * esbuild's `globalName` would build that object as a CommonJS-style module record (a getter per
+ * export plus the __export / __toCommonJS helpers, ~0.5 KB); a plain object holds the same values.
+ * The names come from the module itself, so an export added to the entry cannot be missed here.
+ */
+async function swEntry() {
+  const r = await build({ ...common, entryPoints: [join(pkg, 'src/sw/worker-entry.ts')], format: 'esm', minify: false, write: false, outdir })
+  const names = Object.values(r.metafile.outputs).flatMap((o) => o.exports)
+  if (names.length === 0) throw new Error('src/sw/worker-entry.ts exports nothing')
+  return {
+    contents: `import { ${names.join(', ')} } from './worker-entry.ts'\nglobalThis.wsfrp = { ${names.join(', ')} }\n`,
+    resolveDir: join(pkg, 'src/sw'),
+    sourcefile: 'wsfrp-sw-entry.ts',
+    loader: 'ts',
+  }
+}
+
 const outputs = [
   { file: 'wsfrp.js', format: 'esm' },
-  { file: 'wsfrp-sw.js', format: 'iife', globalName: 'wsfrp', entry: 'src/sw/worker-entry.ts' },
+  // The banner keeps the whole script strict, as it was with `globalName` (esbuild adds the directive
+  // only for a TypeScript entry file under the strict tsconfig, not for a generated one).
+  { file: 'wsfrp-sw.js', format: 'iife', stdin: swEntry, banner: { js: '"use strict";' } },
   { file: 'wsfrp-page.js', format: 'esm', entry: 'src/sw/page.ts' },
   { file: 'wsfrp-demo.js', format: 'esm', entry: 'src/demo/main.ts' },
 ]
@@ -86,7 +123,8 @@ let failed = false
 for (const o of outputs) {
   const outfile = join(outdir, o.file)
   try {
-    await build({ ...common, ...(o.entry ? { entryPoints: [join(pkg, o.entry)] } : {}), format: o.format, globalName: o.globalName, outfile })
+    const entry = o.stdin ? { entryPoints: undefined, stdin: await o.stdin() } : o.entry ? { entryPoints: [join(pkg, o.entry)] } : {}
+    await build({ ...common, ...entry, format: o.format, banner: o.banner, outfile })
   } catch {
     // esbuild already printed the errors.
     failed = true

@@ -117,24 +117,28 @@ export interface ConnectOptions {
 
 /** Fired on a {@link WsfrpClient} as `status` whenever the connection status changes. */
 export class StatusEvent extends Event {
-  constructor(
-    readonly status: ConnectionStatus,
-    /** Why the connection went offline, when it failed. */
-    readonly error?: Error,
-  ) {
+  // `declare` fields set in the constructor: no separate field definitions in the bundle.
+  declare readonly status: ConnectionStatus
+  /** Why the connection went offline, when it failed. */
+  declare readonly error?: Error
+  constructor(status: ConnectionStatus, error?: Error) {
     super('status')
+    this.status = status
+    this.error = error
   }
 }
 
 /** Fired on a {@link WsfrpClient} as `proxy` when the server accepts, refuses or closes a proxy. */
 export class ProxyStatusEvent extends Event {
-  constructor(
-    readonly name: string,
-    readonly status: ProxyStatus,
-    /** The remote address on success, the server's error text on failure. */
-    readonly detail: string,
-  ) {
+  declare readonly name: string
+  declare readonly status: ProxyStatus
+  /** The remote address on success, the server's error text on failure. */
+  declare readonly detail: string
+  constructor(name: string, status: ProxyStatus, detail: string) {
     super('proxy')
+    this.name = name
+    this.status = status
+    this.detail = detail
   }
 }
 
@@ -164,7 +168,178 @@ export interface WsfrpClient extends EventTarget {
  * A service worker can call this once and add or remove proxies as pages register handlers.
  */
 export function connect(opts: ConnectOptions): WsfrpClient {
-  return new Client(opts)
+  // Closures over one EventTarget rather than a class with `this._x` fields: this code ships in the
+  // size-budgeted service-worker bundle, where a closure variable minifies to one letter.
+  const url = websocketURL(opts.serverURL)
+  const log = opts.logger ?? noopLogger
+  const cryptoProvider = opts.crypto ?? webCrypto
+  const r = opts.reconnect ?? true
+  const backoff: Required<ReconnectOptions> | undefined =
+    r === false
+      ? undefined
+      : {
+          initialDelayMs: 500,
+          maxDelayMs: 30_000,
+          factor: 2,
+          jitter: 0.5,
+          ...(r === true ? {} : r),
+        }
+  const proxies = new Map<string, WebProxy>()
+  const dialAbort = new AbortController()
+  const target = new EventTarget()
+  let status: ConnectionStatus = 'offline'
+  let runId: string | undefined
+  let lastError: Error | undefined
+  let role: FrpClientRole | undefined
+  let closing = false
+  let wake: (() => void) | undefined
+
+  const addEntry = (p: WebProxy): void => {
+    checkProxy(p)
+    if (proxies.has(p.name)) throw new WsfrpError('ERR_CONFIG', `proxy ${p.name} already exists`)
+    proxies.set(p.name, p)
+  }
+
+  const setStatus = (s: ConnectionStatus, error?: Error): void => {
+    if (error !== undefined) lastError = error
+    if (s === status) return
+    status = s
+    target.dispatchEvent(new StatusEvent(s, error))
+  }
+
+  const dialTarget = (proxy: ClientProxy, start: StartWorkConn): Promise<Conn> => {
+    const p = proxies.get(proxy.name)
+    if (p === undefined) return Promise.reject(new WsfrpError('ERR_PROXY', `proxy ${proxy.name} was removed`))
+    const common = {
+      proxyName: p.name,
+      remoteAddr: start.src_addr,
+      remotePort: start.src_port,
+      logger: log,
+    }
+    return Promise.resolve(
+      p.type === 'http'
+        ? handlerTarget(p.handler, { ...opts.http, ...common })
+        : streamTarget(p.handler, { ...common, highWaterMark: opts.streamHighWaterMark }),
+    )
+  }
+
+  /** One connection: dial, log in, serve until it ends. Resolves with the cause of the end. */
+  const session = async (onLogin: () => void): Promise<Error | undefined> => {
+    const transport = await dialWebSocket(url, {
+      ...opts.websocket,
+      WebSocket: opts.WebSocket,
+      timeoutMs: opts.connectTimeoutMs,
+      signal: dialAbort.signal,
+    })
+    if (closing) {
+      transport.destroy()
+      return undefined
+    }
+    const ro = new FrpClientRole(transport, {
+      token: opts.token,
+      crypto: cryptoProvider,
+      user: opts.user,
+      runId,
+      poolCount: opts.poolCount,
+      metas: opts.metas,
+      platform: { os: 'browser', arch: 'js' },
+      proxies: [...proxies.values()].map(toClientProxy),
+      dialTarget,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+      loginTimeoutMs: opts.loginTimeoutMs,
+      logger: log,
+      yamux: opts.yamux,
+      onProxyStatus: (name, st, detail) => target.dispatchEvent(new ProxyStatusEvent(name, st, detail)),
+    })
+    role = ro
+    const login = await ro.login()
+    if (closing) {
+      ro.close()
+      return undefined
+    }
+    runId = login.runId
+    onLogin()
+    setStatus('online')
+    return await ro.closed
+  }
+
+  const delay = (attempt: number): number => {
+    const b = backoff!
+    const base = Math.min(b.maxDelayMs, b.initialDelayMs * Math.pow(b.factor, attempt))
+    const j = Math.min(1, Math.max(0, b.jitter))
+    return base * (1 - j * Math.random())
+  }
+
+  const loop = async (): Promise<void> => {
+    let attempt = 0
+    while (!closing) {
+      setStatus('connecting')
+      let err: Error | undefined
+      try {
+        err = await session(() => {
+          attempt = 0
+        })
+      } catch (e) {
+        err = e instanceof Error ? e : new Error(String(e))
+      }
+      role = undefined
+      if (closing) break
+      log.warn('disconnected', { error: err?.message })
+      setStatus('offline', err)
+      if (backoff === undefined || isWsfrpError(err, 'ERR_AUTH')) break
+      const ms = delay(attempt++)
+      log.info('reconnecting', { inMs: Math.round(ms) })
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          wake = undefined
+          resolve()
+        }, ms)
+        wake = () => {
+          clearTimeout(t)
+          wake = undefined
+          resolve()
+        }
+      })
+    }
+    setStatus('offline')
+  }
+
+  for (const p of opts.proxies ?? []) addEntry(p)
+  const done = Promise.resolve().then(loop)
+
+  const api: Omit<WsfrpClient, keyof EventTarget> = {
+    get status() {
+      return status
+    },
+    get runId() {
+      return runId
+    },
+    get lastError() {
+      return lastError
+    },
+    addProxy(proxy) {
+      addEntry(proxy)
+      role?.addProxy(toClientProxy(proxy))
+    },
+    removeProxy(name) {
+      if (!proxies.delete(name)) return false
+      role?.removeProxy(name)
+      return true
+    },
+    proxyNames: () => [...proxies.keys()],
+    close() {
+      if (!closing) {
+        closing = true
+        dialAbort.abort()
+        role?.close()
+        wake?.()
+      }
+      return done
+    },
+  }
+  // Copied as descriptors, so the getters stay getters on the EventTarget.
+  return Object.defineProperties(target, Object.getOwnPropertyDescriptors(api)) as EventTarget & typeof api
 }
 
 /** Normalises the server URL to ws(s) and adds the frp WebSocket path when none is given. */
@@ -183,7 +358,8 @@ export function websocketURL(serverURL: string): string {
   return u.href
 }
 
-function toClientProxy(p: WebProxy): ClientProxy {
+/** The core's proxy record for `p` (exported for a test: the browser bundle's NewProxy layout must hold these fields). */
+export function toClientProxy(p: WebProxy): ClientProxy {
   const common = {
     use_encryption: p.useEncryption ? true : undefined,
     metas: p.metadatas,
@@ -212,191 +388,6 @@ function checkProxy(p: WebProxy): void {
   if (type !== 'http' && type !== 'tcp') throw new WsfrpError('ERR_CONFIG', `proxy ${p.name}: type must be "http" or "tcp"`)
   if (typeof p.handler !== 'function') throw new WsfrpError('ERR_CONFIG', `proxy ${p.name}: handler must be a function`)
   if (p.type === 'http' && !p.subdomain && !(p.customDomains && p.customDomains.length > 0)) {
-    throw new WsfrpError('ERR_CONFIG', `proxy ${p.name}: an http proxy needs subdomain or customDomains`)
-  }
-}
-
-class Client extends EventTarget implements WsfrpClient {
-  private _status: ConnectionStatus = 'offline'
-  private _runId: string | undefined
-  private _lastError: Error | undefined
-  private readonly _proxies = new Map<string, WebProxy>()
-  private readonly _url: string
-  private readonly _log: Logger
-  private readonly _crypto: CryptoProvider
-  private readonly _backoff: Required<ReconnectOptions> | undefined
-  private _role: FrpClientRole | undefined
-  private _closing = false
-  private readonly _dialAbort = new AbortController()
-  private _wake: (() => void) | undefined
-  private readonly _done: Promise<void>
-
-  private readonly _opts: ConnectOptions
-
-  constructor(opts: ConnectOptions) {
-    super()
-    this._opts = opts
-    this._url = websocketURL(opts.serverURL)
-    this._log = opts.logger ?? noopLogger
-    this._crypto = opts.crypto ?? webCrypto
-    const r = opts.reconnect ?? true
-    this._backoff =
-      r === false
-        ? undefined
-        : {
-            initialDelayMs: 500,
-            maxDelayMs: 30_000,
-            factor: 2,
-            jitter: 0.5,
-            ...(r === true ? {} : r),
-          }
-    for (const p of opts.proxies ?? []) this._addProxyEntry(p)
-    this._done = Promise.resolve().then(() => this._loop())
-  }
-
-  get status(): ConnectionStatus {
-    return this._status
-  }
-
-  get runId(): string | undefined {
-    return this._runId
-  }
-
-  get lastError(): Error | undefined {
-    return this._lastError
-  }
-
-  addProxy(proxy: WebProxy): void {
-    this._addProxyEntry(proxy)
-    this._role?.addProxy(toClientProxy(proxy))
-  }
-
-  removeProxy(name: string): boolean {
-    if (!this._proxies.delete(name)) return false
-    this._role?.removeProxy(name)
-    return true
-  }
-
-  proxyNames(): string[] {
-    return [...this._proxies.keys()]
-  }
-
-  close(): Promise<void> {
-    if (!this._closing) {
-      this._closing = true
-      this._dialAbort.abort()
-      this._role?.close()
-      this._wake?.()
-    }
-    return this._done
-  }
-
-  private _addProxyEntry(p: WebProxy): void {
-    checkProxy(p)
-    if (this._proxies.has(p.name)) throw new WsfrpError('ERR_CONFIG', `proxy ${p.name} already exists`)
-    this._proxies.set(p.name, p)
-  }
-
-  private _setStatus(status: ConnectionStatus, error?: Error): void {
-    if (error !== undefined) this._lastError = error
-    if (status === this._status) return
-    this._status = status
-    this.dispatchEvent(new StatusEvent(status, error))
-  }
-
-  private async _loop(): Promise<void> {
-    let attempt = 0
-    while (!this._closing) {
-      this._setStatus('connecting')
-      let err: Error | undefined
-      try {
-        err = await this._session(() => {
-          attempt = 0
-        })
-      } catch (e) {
-        err = e instanceof Error ? e : new Error(String(e))
-      }
-      this._role = undefined
-      if (this._closing) break
-      this._log.warn('disconnected', { error: err?.message })
-      this._setStatus('offline', err)
-      if (this._backoff === undefined || isWsfrpError(err, 'ERR_AUTH')) break
-      const ms = this._delay(attempt++)
-      this._log.info('reconnecting', { inMs: Math.round(ms) })
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          this._wake = undefined
-          resolve()
-        }, ms)
-        this._wake = () => {
-          clearTimeout(t)
-          this._wake = undefined
-          resolve()
-        }
-      })
-    }
-    this._setStatus('offline')
-  }
-
-  /** One connection: dial, log in, serve until it ends. Resolves with the cause of the end. */
-  private async _session(onLogin: () => void): Promise<Error | undefined> {
-    const o = this._opts
-    const transport = await dialWebSocket(this._url, {
-      ...o.websocket,
-      WebSocket: o.WebSocket,
-      timeoutMs: o.connectTimeoutMs,
-      signal: this._dialAbort.signal,
-    })
-    if (this._closing) {
-      transport.destroy()
-      return undefined
-    }
-    const role = new FrpClientRole(transport, {
-      token: o.token,
-      crypto: this._crypto,
-      user: o.user,
-      runId: this._runId,
-      poolCount: o.poolCount,
-      metas: o.metas,
-      platform: { os: 'browser', arch: 'js' },
-      proxies: [...this._proxies.values()].map(toClientProxy),
-      dialTarget: (proxy, start) => this._dialTarget(proxy, start),
-      heartbeatIntervalMs: o.heartbeatIntervalMs,
-      heartbeatTimeoutMs: o.heartbeatTimeoutMs,
-      loginTimeoutMs: o.loginTimeoutMs,
-      logger: this._log,
-      yamux: o.yamux,
-      onProxyStatus: (name, status, detail) => this.dispatchEvent(new ProxyStatusEvent(name, status, detail)),
-    })
-    this._role = role
-    const { runId } = await role.login()
-    if (this._closing) {
-      role.close()
-      return undefined
-    }
-    this._runId = runId
-    onLogin()
-    this._setStatus('online')
-    return await role.closed
-  }
-
-  private _dialTarget(proxy: ClientProxy, start: StartWorkConn): Promise<Conn> {
-    const p = this._proxies.get(proxy.name)
-    if (p === undefined) return Promise.reject(new WsfrpError('ERR_PROXY', `proxy ${proxy.name} was removed`))
-    const common = {
-      proxyName: p.name,
-      remoteAddr: start.src_addr,
-      remotePort: start.src_port,
-      logger: this._log,
-    }
-    if (p.type === 'http') return Promise.resolve(handlerTarget(p.handler, { ...this._opts.http, ...common }))
-    return Promise.resolve(streamTarget(p.handler, { ...common, highWaterMark: this._opts.streamHighWaterMark }))
-  }
-
-  private _delay(attempt: number): number {
-    const b = this._backoff!
-    const base = Math.min(b.maxDelayMs, b.initialDelayMs * Math.pow(b.factor, attempt))
-    const j = Math.min(1, Math.max(0, b.jitter))
-    return base * (1 - j * Math.random())
+    throw new WsfrpError('ERR_CONFIG', `proxy ${p.name}: http needs subdomain or customDomains`)
   }
 }

@@ -57,6 +57,12 @@ export interface HandlerTargetOptions extends Http1Limits {
 }
 
 const DEFAULT_BODY_HWM = 64 * 1024
+// An exchange's request body state: a const enum, inlined as numbers (strings would repeat in the bundle).
+const enum BodyState {
+  None,
+  Stream,
+  Discard,
+}
 /** WHATWG `new Request()` throws for these methods (Fetch standard: forbidden methods). */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 /** reg-name / IP-literal characters plus `:port`: a Host outside this set cannot make a URL authority. */
@@ -126,7 +132,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
     if (ignoreInput) return true
     if (parser.bufferedBytes > 0) return false
     const ex = current
-    return !(ex !== undefined && ex._body === 'stream' && ex._controller !== undefined && (ex._controller.desiredSize ?? 1) <= 0)
+    return !(ex !== undefined && ex._body === BodyState.Stream && ex._controller !== undefined && (ex._controller.desiredSize ?? 1) <= 0)
   }
 
   const maybeDrain = (): void => {
@@ -141,7 +147,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
         const ex: Exchange = {
           _head: head,
           _abort: new AbortController(),
-          _body: 'none',
+          _body: BodyState.None,
           _stream: undefined,
           _controller: undefined,
           _requestDone: false,
@@ -154,11 +160,11 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
           const method = head.method.toUpperCase()
           if (method === 'GET' || method === 'HEAD' || FORBIDDEN_METHODS.has(method)) {
             // A Request cannot carry a body for these; it is read and dropped to keep the stream in sync.
-            ex._body = 'discard'
+            ex._body = BodyState.Discard
           } else {
             // Made now, not when the handler is called: body bytes may follow the head in this very chunk.
             // (start() runs synchronously inside the constructor, so the controller exists at once.)
-            ex._body = 'stream'
+            ex._body = BodyState.Stream
             ex._stream = new ReadableStream<Uint8Array>(
               {
                 start: (c) => {
@@ -166,7 +172,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
                 },
                 pull: maybeDrain,
                 cancel: () => {
-                  ex._body = 'discard'
+                  ex._body = BodyState.Discard
                   maybeDrain()
                 },
               },
@@ -179,12 +185,12 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
       },
       onBody(chunk) {
         const ex = current
-        if (ex === undefined || ex._body !== 'stream' || ex._controller === undefined) return
+        if (ex === undefined || ex._body !== BodyState.Stream || ex._controller === undefined) return
         try {
           ex._controller.enqueue(chunk)
         } catch {
           // The stream was cancelled or errored by its reader: the rest is discarded.
-          ex._body = 'discard'
+          ex._body = BodyState.Discard
         }
       },
       onMessageEnd() {
@@ -193,7 +199,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
         ex._requestDone = true
         // One request at a time: pipelined requests wait until this response is written.
         parser.pause()
-        if (ex._body === 'stream') {
+        if (ex._body === BodyState.Stream) {
           try {
             ex._controller?.close()
           } catch {
@@ -237,14 +243,14 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
 
   /** Errors a streamed request body (its reader's read rejects) and drops the rest of it. */
   const failBody = (ex: Exchange, err: Error): void => {
-    if (ex._body === 'stream') {
+    if (ex._body === BodyState.Stream) {
       try {
         ex._controller?.error(err)
       } catch {
         // already closed
       }
     }
-    ex._body = 'discard'
+    ex._body = BodyState.Discard
   }
 
   // ---- one exchange ----
@@ -253,7 +259,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
     const head = ex._head
     let response: Response | undefined
     let early: [number, string] | undefined
-    if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported by this target`]
+    if (FORBIDDEN_METHODS.has(head.method.toUpperCase())) early = [405, `${head.method} is not supported`]
     else if (head.expect !== undefined && head.expect.toLowerCase() !== '100-continue') early = [417, 'Expectation Failed']
     let request: Request | undefined
     if (early === undefined) {
@@ -268,7 +274,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
       failResponse(ex, status, text)
       return
     }
-    if (ex._body === 'stream' && head.expect !== undefined) emit(ResponseWriter.interim(100))
+    if (ex._body === BodyState.Stream && head.expect !== undefined) emit(ResponseWriter.interim(100))
     const info: HandlerInfo = {
       proxyName: proxyName ?? '',
       remoteAddr: opts.remoteAddr,
@@ -277,8 +283,9 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
     }
     try {
       const r: unknown = await handler(request, info)
-      if (!(r instanceof Response)) throw new TypeError(`the handler returned ${r === null ? 'null' : typeof r}, not a Response`)
-      if (r.type === 'error' || r.status < 200) throw new TypeError(`the handler returned a network error or status ${r.status}`)
+      if (!(r instanceof Response) || r.type === 'error' || r.status < 200) {
+        throw new TypeError(`the handler returned ${r instanceof Response ? `status ${r.status}` : r === null ? 'null' : typeof r}, not a usable Response`)
+      }
       response = r
     } catch (err) {
       if (closed || current !== ex) return
@@ -371,7 +378,7 @@ export function handlerTarget(handler: FetchHandler, opts: HandlerTargetOptions 
 
   /** The request body is no longer wanted (the response is out): stop streaming it, keep parsing past it. */
   const finishBody = (ex: Exchange): void => {
-    if (!ex._requestDone) failBody(ex, new WsfrpError('ERR_CONN_ABORTED', 'the response was sent before the request body was read'))
+    if (!ex._requestDone) failBody(ex, new WsfrpError('ERR_CONN_ABORTED', 'response sent before the request body was read'))
     maybeDrain()
   }
 
@@ -529,7 +536,7 @@ interface Exchange {
   _head: RequestHead
   _abort: AbortController
   /** The request body: streamed to the handler, discarded (handler done, GET with a body), or none. */
-  _body: 'none' | 'stream' | 'discard'
+  _body: BodyState
   _stream: ReadableStream<Uint8Array> | undefined
   _controller: ReadableStreamDefaultController<Uint8Array> | undefined
   _requestDone: boolean

@@ -142,7 +142,7 @@ export function streamTarget(handler: StreamHandler, opts: StreamTargetOptions =
           maybeClose()
         },
         abort: (reason) => {
-          destroy(new WsfrpError('ERR_CONN_ABORTED', 'the stream handler aborted the connection', { cause: reason }))
+          destroy(new WsfrpError('ERR_CONN_ABORTED', 'the stream handler aborted', { cause: reason }))
         },
       })
       const conn: StreamConnection = {

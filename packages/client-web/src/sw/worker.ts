@@ -90,13 +90,15 @@ export interface ServiceWorkerHost {
   close(): Promise<void>
 }
 
+// `_` fields are shortened by the bundler (build.mjs mangleProps); none of them leaves this module.
 interface Registration {
   name: string
   kind: 'http' | 'tcp'
-  clientId: string
-  port: MessagePort
+  /** The page's `Client.id`. */
+  _owner: string
+  _port: MessagePort
   /** The options as JSON: a page that registers the same thing again only swaps its port. */
-  key: string
+  _key: string
   status: ProxyStatus | undefined
   detail: string | undefined
 }
@@ -156,7 +158,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
     })
   }
   const toOwner = (reg: Registration, msg: WorkerToPage): void => {
-    void scope.clients.get(reg.clientId).then((c) => post(c, msg))
+    void scope.clients.get(reg._owner).then((c) => post(c, msg))
   }
 
   /** Whether a page is still open; asks the browser only when the page was not heard from lately. */
@@ -176,26 +178,33 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
     if (regs.get(reg.name) !== reg) return
     regs.delete(reg.name)
     client.removeProxy(reg.name)
-    reg.port.close()
+    reg._port.close()
   }
 
   /** Forgets the handlers of pages that closed without saying so (crash, killed tab, no pagehide). */
   const prune = async (): Promise<void> => {
     for (const reg of [...regs.values()]) {
-      if (!(await alive(reg.clientId))) drop(reg)
+      if (!(await alive(reg._owner))) drop(reg)
     }
+  }
+
+  /** The registration that serves `name`, or why there is none (a page that went away is dropped). */
+  const served = async (name: string): Promise<Registration | string> => {
+    const reg = regs.get(name)
+    if (reg === undefined) return 'this handler was unregistered'
+    // A MessagePort to a closed page swallows messages silently: check before waiting on one.
+    if (!(await alive(reg._owner))) {
+      drop(reg)
+      return 'the page of this handler is gone'
+    }
+    return reg
   }
 
   const httpHandler =
     (name: string): FetchHandler =>
     async (request, info) => {
-      const reg = regs.get(name)
-      if (reg === undefined) return text(503, 'this handler was unregistered')
-      // A MessagePort to a closed page swallows messages silently: check before waiting on one.
-      if (!(await alive(reg.clientId))) {
-        drop(reg)
-        return text(503, 'the page that served this handler is gone')
-      }
+      const reg = await served(name)
+      if (typeof reg === 'string') return text(503, reg)
       return new Promise<Response>((resolve, reject) => {
         const ch = new MessageChannel()
         const signal = request.signal
@@ -239,7 +248,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
           remotePort: info.remotePort,
         }
         try {
-          reg.port.postMessage(msg, body !== null ? [ch.port2, body] : [ch.port2])
+          reg._port.postMessage(msg, body !== null ? [ch.port2, body] : [ch.port2])
         } catch (err) {
           signal.removeEventListener('abort', onAbort)
           ch.port1.close()
@@ -251,12 +260,8 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
   const streamHandler =
     (name: string): StreamHandler =>
     async (conn) => {
-      const reg = regs.get(name)
-      if (reg === undefined) throw new Error('this handler was unregistered')
-      if (!(await alive(reg.clientId))) {
-        drop(reg)
-        throw new Error('the page that served this handler is gone')
-      }
+      const reg = await served(name)
+      if (typeof reg === 'string') throw new Error(reg)
       const msg: StreamMsg = {
         wsfrp: 'stream',
         readable: conn.readable,
@@ -265,7 +270,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
         remoteAddr: conn.remoteAddr,
         remotePort: conn.remotePort,
       }
-      reg.port.postMessage(msg, [conn.readable, conn.writable])
+      reg._port.postMessage(msg, [conn.readable, conn.writable])
     }
 
   const register = async (m: RegisterMsg, source: SwClient, port: MessagePort | undefined): Promise<void> => {
@@ -279,15 +284,15 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
     const key = `${m.kind} ${JSON.stringify(options)}`
     const old = regs.get(m.name)
     if (old !== undefined) {
-      if (old.clientId === source.id && old.key === key) {
+      if (old._owner === source.id && old._key === key) {
         // The same page again (it noticed a restart, or raced one): keep the proxy, take the new port.
-        old.port.close()
-        old.port = port
+        old._port.close()
+        old._port = port
         return reply({ proxyStatus: old.status, detail: old.detail })
       }
-      if (old.clientId !== source.id && (await alive(old.clientId))) {
+      if (old._owner !== source.id && (await alive(old._owner))) {
         port.close()
-        return reply({ error: `the name ${m.name} is registered by another tab` })
+        return reply({ error: `${m.name} is registered by another tab` })
       }
       drop(old)
     }
@@ -301,7 +306,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
       port.close()
       return reply({ error: err instanceof Error ? err.message : String(err) })
     }
-    regs.set(m.name, { name: m.name, kind: m.kind, clientId: source.id, port, key, status: undefined, detail: undefined })
+    regs.set(m.name, { name: m.name, kind: m.kind, _owner: source.id, _port: port, _key: key, status: undefined, detail: undefined })
     reply({})
   }
 
@@ -341,7 +346,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
         return
       case 'unregister': {
         const reg = regs.get((m as { name?: string }).name ?? '')
-        if (reg !== undefined && reg.clientId === c.id) drop(reg)
+        if (reg !== undefined && reg._owner === c.id) drop(reg)
         return
       }
     }
@@ -373,7 +378,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
   return {
     client,
     instance,
-    registrations: () => [...regs.values()].map(({ name, kind, clientId, status, detail }) => ({ name, kind, clientId, status, detail })),
+    registrations: () => [...regs.values()].map(({ name, kind, _owner: clientId, status, detail }) => ({ name, kind, clientId, status, detail })),
     close: async () => {
       if (closed) return
       closed = true
@@ -381,7 +386,7 @@ export function serveServiceWorker(opts: ServeServiceWorkerOptions): ServiceWork
       scope.removeEventListener('install', onInstall)
       scope.removeEventListener('activate', onActivate)
       releaseHold?.()
-      for (const reg of regs.values()) reg.port.close()
+      for (const reg of regs.values()) reg._port.close()
       regs.clear()
       await client.close()
     },

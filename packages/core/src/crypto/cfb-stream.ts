@@ -35,7 +35,7 @@ export function cfbStream(encryptBlock: BlockEncrypt, iv: Uint8Array, mode: Ciph
     const out = encryptBlock(ks)
     if (out !== ks) {
       if (!(out instanceof Uint8Array) || out.length !== AES_BLOCK_SIZE) {
-        throw new WsfrpError('ERR_CRYPTO', 'block cipher returned a block that is not 16 bytes')
+        throw new WsfrpError('ERR_CRYPTO', 'cipher block is not 16 bytes')
       }
       ks.set(out)
     }

@@ -60,7 +60,7 @@ export function cryptoConn(inner: Conn, key: Uint8Array, provider: CryptoProvide
         onEnd() {
           // golib reads the IV with io.ReadFull: an EOF inside it is an error, not a clean end.
           if (decrypter === undefined && peerIvFill > 0) {
-            inner.destroy(new WsfrpError('ERR_CRYPTO', `peer ended the encrypted stream inside its IV (${peerIvFill} of 16 bytes)`))
+            inner.destroy(new WsfrpError('ERR_CRYPTO', `peer ended inside its IV (${peerIvFill} of 16 bytes)`))
           } else s.onEnd()
         },
         onClose: (err) => s.onClose(err),
@@ -71,7 +71,7 @@ export function cryptoConn(inner: Conn, key: Uint8Array, provider: CryptoProvide
       let out: Uint8Array
       if (encrypter === undefined) {
         const iv = provider.randomBytes(AES_BLOCK_SIZE)
-        if (iv.length !== AES_BLOCK_SIZE) throw new WsfrpError('ERR_CRYPTO', 'randomBytes returned the wrong length')
+        if (iv.length !== AES_BLOCK_SIZE) throw new WsfrpError('ERR_CRYPTO', 'randomBytes: wrong length')
         encrypter = provider.createAes128Cfb(key, iv, 'encrypt')
         const ct = encrypter.update(chunk)
         out = new Uint8Array(AES_BLOCK_SIZE + ct.length)

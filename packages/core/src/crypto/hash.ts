@@ -163,12 +163,9 @@ export function hmacSha1(key: Uint8Array, data: Uint8Array): Uint8Array {
  * `salt` with `iterations` rounds. Both counts must be positive integers (`ERR_CRYPTO`).
  */
 export function pbkdf2Sha1(password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array {
-  if (!Number.isSafeInteger(iterations) || iterations < 1) {
-    throw new WsfrpError('ERR_CRYPTO', `PBKDF2 iterations must be a positive integer, got ${iterations}`)
-  }
-  // RFC 8018's upper bound, (2^32 - 1) * 20 bytes, is far beyond any array we could allocate.
-  if (!Number.isSafeInteger(length) || length < 1) {
-    throw new WsfrpError('ERR_CRYPTO', `PBKDF2 key length must be a positive integer, got ${length}`)
+  // RFC 8018's upper bound on length, (2^32 - 1) * 20 bytes, is far beyond any array we could allocate.
+  if (!(Number.isSafeInteger(iterations) && iterations >= 1 && Number.isSafeInteger(length) && length >= 1)) {
+    throw new WsfrpError('ERR_CRYPTO', `PBKDF2 iterations and length must be positive integers, got ${iterations}, ${length}`)
   }
   const prf = hmacSha1Keyed(password)
   const out = new Uint8Array(length)

@@ -308,7 +308,7 @@ export const RequestParser = function (handler: Http1ParserHandler<RequestHead>,
       start()
     },
     detach() {
-      if (running) throw new Error('detach() inside a parser callback: pause() there, detach afterwards')
+      if (running) throw new Error('detach() inside a parser callback')
       detached = paused = true
       if (queue.length > 0) queue[0] = queue[0]!.subarray(queueOff)
       const out = concatBytes(queue)

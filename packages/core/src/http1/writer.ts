@@ -144,7 +144,7 @@ function messageWriter<I>(build: (init: I, w: MessageWriter<I>) => [Uint8Array, 
       order('end')
       state = 2
       if (w.framing === 'length' && written !== length) {
-        throw writeError(`body of ${written} bytes is shorter than its Content-Length (${length})`)
+        throw writeError(`body shorter than its Content-Length (${length})`)
       }
       if (w.framing !== 'chunked') return EMPTY
       let t = '0\r\n'

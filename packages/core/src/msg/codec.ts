@@ -64,7 +64,7 @@ export function encodeMessage(msg: Message, opts?: MessageCodecOptions): Uint8Ar
   const max = resolveMaxMessageSize(opts)
   const body = encoder.encode(encodeMessageBody(msg))
   if (body.length > max) {
-    throw new WsfrpError('ERR_MSG_TOO_LARGE', `frp ${msg.type} body is ${body.length} bytes, above the ${max}-byte limit`)
+    throw new WsfrpError('ERR_MSG_TOO_LARGE', `frp ${msg.type} body of ${body.length} bytes exceeds ${max}`)
   }
   const out = new Uint8Array(MESSAGE_HEADER_SIZE + body.length)
   out[0] = MESSAGE_TYPE_BYTES[msg.type]
@@ -100,7 +100,7 @@ export function readBodyLength(header: Uint8Array, off: number, max: number): nu
   if (hi >= 0x8000_0000) throw new WsfrpError('ERR_MSG_TOO_LARGE', 'frp message length is negative')
   if (hi !== 0 || lo > max) {
     const shown = hi === 0 ? String(lo) : `${hi} * 2^32 + ${lo}`
-    throw new WsfrpError('ERR_MSG_TOO_LARGE', `frp message length ${shown} is above the ${max}-byte limit`)
+    throw new WsfrpError('ERR_MSG_TOO_LARGE', `frp message length ${shown} exceeds ${max}`)
   }
   return lo
 }

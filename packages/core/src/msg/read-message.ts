@@ -85,7 +85,7 @@ export function readMessage(conn: Conn, opts?: ReadMessageOptions): Promise<Read
         if (settled) return cont.onEnd()
         fail(
           reader.bufferedBytes > 0
-            ? new WsfrpError('ERR_MSG_PROTOCOL', `stream ended inside an frp message (${reader.bufferedBytes} bytes held)`)
+            ? new WsfrpError('ERR_MSG_PROTOCOL', 'stream ended inside an frp message')
             : new WsfrpError('ERR_CONN_CLOSED', 'stream ended before an frp message'),
         )
       },

@@ -26,115 +26,115 @@ export interface PushOneResult {
   rest: Uint8Array
 }
 
-export class MessageReader {
-  /** Largest body accepted, bytes. */
-  private readonly _max: number
-  private readonly _header = new Uint8Array(MESSAGE_HEADER_SIZE)
-  private _headerFill = 0
-  private _body: Uint8Array | undefined
-  private _bodyFill = 0
-  private _failed: WsfrpError | undefined
-
-  /** @param opts `maxMessageSize` defaults to 10,240 bytes (frp's limit). */
-  constructor(opts?: MessageCodecOptions) {
-    this._max = resolveMaxMessageSize(opts)
-  }
-
+export interface MessageReader {
   /** Bytes of an incomplete message currently held (0 at a message boundary). */
-  get bufferedBytes(): number {
-    return this._body === undefined ? this._headerFill : MESSAGE_HEADER_SIZE + this._bodyFill
-  }
-
+  readonly bufferedBytes: number
   /**
    * Decodes every message the chunk completes. Throws a WsfrpError (`ERR_MSG_PROTOCOL`,
    * `ERR_MSG_TOO_LARGE`) on bad input; messages decoded earlier in the same chunk are then lost,
    * which is fine because frp drops the connection on any such error.
    */
-  push(chunk: Uint8Array): Message[] {
-    const out: Message[] = []
-    let off = 0
-    while (off < chunk.length) {
-      const r = this._step(chunk, off)
-      off = r.off
-      if (r.msg !== undefined) out.push(r.msg)
-    }
-    return out
-  }
-
+  push(chunk: Uint8Array): Message[]
   /**
    * Decodes at most one message and hands back the bytes after it untouched, for a stream that
    * switches to another format after one message (after StartWorkConn the bytes are the user's
    * raw connection; after LoginResp the control stream continues encrypted).
    */
-  pushOne(chunk: Uint8Array): PushOneResult {
-    let off = 0
-    while (off < chunk.length) {
-      const r = this._step(chunk, off)
-      off = r.off
-      if (r.msg !== undefined) return { msg: r.msg, rest: off === chunk.length ? EMPTY : chunk.subarray(off) }
-    }
-    return { msg: undefined, rest: EMPTY }
-  }
+  pushOne(chunk: Uint8Array): PushOneResult
+}
 
-  private _fail(err: unknown): never {
-    this._failed =
-      err instanceof WsfrpError ? err : new WsfrpError('ERR_MSG_PROTOCOL', 'frp message decoding failed', { cause: err })
-    throw this._failed
+/**
+ * A function that returns its object, so `new MessageReader(opts)` keeps working: the state lives in
+ * closure variables, which minify to one letter where `this._x` fields would not (this code ships in
+ * the size-budgeted service-worker bundle). `opts.maxMessageSize` defaults to 10,240 bytes (frp's limit).
+ */
+export const MessageReader = function (opts?: MessageCodecOptions): MessageReader {
+  /** Largest body accepted, bytes. */
+  const max = resolveMaxMessageSize(opts)
+  const header = new Uint8Array(MESSAGE_HEADER_SIZE)
+  let headerFill = 0
+  let body: Uint8Array | undefined
+  let bodyFill = 0
+  let failed: WsfrpError | undefined
+
+  const finish = (): Message => {
+    const b = body!
+    body = undefined
+    bodyFill = 0
+    headerFill = 0
+    return decodeMessageBody(header[0]!, b)
   }
 
   /** Consumes bytes from `chunk[off…]` until one message completes or the chunk is used up. */
-  private _step(chunk: Uint8Array, off: number): { msg?: Message; off: number } {
-    if (this._failed !== undefined) throw this._failed
+  const step = (chunk: Uint8Array, off: number): { msg?: Message; off: number } => {
+    if (failed !== undefined) throw failed
     try {
-      if (this._body === undefined) {
+      if (body === undefined) {
         const avail = chunk.length - off
-        if (this._headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
+        if (headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
           // Fast path: the whole header is in this chunk.
           const typeByte = chunk[off]!
           checkTypeByte(typeByte)
-          const len = readBodyLength(chunk, off, this._max)
+          const len = readBodyLength(chunk, off, max)
           const start = off + MESSAGE_HEADER_SIZE
           if (chunk.length - start >= len) {
             // The whole message is here: decode from a view, no copy.
             return { msg: decodeMessageBody(typeByte, chunk.subarray(start, start + len)), off: start + len }
           }
-          this._header.set(chunk.subarray(off, start))
-          this._headerFill = MESSAGE_HEADER_SIZE
-          this._body = new Uint8Array(len)
-          this._body.set(chunk.subarray(start))
-          this._bodyFill = chunk.length - start
+          header.set(chunk.subarray(off, start))
+          headerFill = MESSAGE_HEADER_SIZE
+          body = new Uint8Array(len)
+          body.set(chunk.subarray(start))
+          bodyFill = chunk.length - start
           return { off: chunk.length }
         }
         // Slow path: the header is split across chunks.
-        const n = Math.min(MESSAGE_HEADER_SIZE - this._headerFill, avail)
-        this._header.set(chunk.subarray(off, off + n), this._headerFill)
-        if (this._headerFill === 0) checkTypeByte(this._header[0]!)
-        this._headerFill += n
+        const n = Math.min(MESSAGE_HEADER_SIZE - headerFill, avail)
+        header.set(chunk.subarray(off, off + n), headerFill)
+        if (headerFill === 0) checkTypeByte(header[0]!)
+        headerFill += n
         off += n
-        if (this._headerFill < MESSAGE_HEADER_SIZE) return { off }
-        this._body = new Uint8Array(readBodyLength(this._header, 0, this._max))
-        this._bodyFill = 0
+        if (headerFill < MESSAGE_HEADER_SIZE) return { off }
+        body = new Uint8Array(readBodyLength(header, 0, max))
+        bodyFill = 0
         // A zero-length body is complete now (it then fails to decode as JSON, as in Go).
-        if (this._body.length === 0) return { msg: this._finish(), off }
+        if (body.length === 0) return { msg: finish(), off }
         return { off }
       }
-      const body = this._body
-      const n = Math.min(body.length - this._bodyFill, chunk.length - off)
-      body.set(chunk.subarray(off, off + n), this._bodyFill)
-      this._bodyFill += n
+      const b = body
+      const n = Math.min(b.length - bodyFill, chunk.length - off)
+      b.set(chunk.subarray(off, off + n), bodyFill)
+      bodyFill += n
       off += n
-      if (this._bodyFill < body.length) return { off }
-      return { msg: this._finish(), off }
+      if (bodyFill < b.length) return { off }
+      return { msg: finish(), off }
     } catch (err) {
-      return this._fail(err)
+      throw (failed = err instanceof WsfrpError ? err : new WsfrpError('ERR_MSG_PROTOCOL', 'frp message decoding failed', { cause: err }))
     }
   }
 
-  private _finish(): Message {
-    const body = this._body!
-    this._body = undefined
-    this._bodyFill = 0
-    this._headerFill = 0
-    return decodeMessageBody(this._header[0]!, body)
+  return {
+    get bufferedBytes() {
+      return body === undefined ? headerFill : MESSAGE_HEADER_SIZE + bodyFill
+    },
+    push(chunk) {
+      const out: Message[] = []
+      let off = 0
+      while (off < chunk.length) {
+        const r = step(chunk, off)
+        off = r.off
+        if (r.msg !== undefined) out.push(r.msg)
+      }
+      return out
+    },
+    pushOne(chunk) {
+      let off = 0
+      while (off < chunk.length) {
+        const r = step(chunk, off)
+        off = r.off
+        if (r.msg !== undefined) return { msg: r.msg, rest: off === chunk.length ? EMPTY : chunk.subarray(off) }
+      }
+      return { msg: undefined, rest: EMPTY }
+    },
   }
-}
+} as unknown as new (opts?: MessageCodecOptions) => MessageReader

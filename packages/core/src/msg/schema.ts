@@ -10,6 +10,8 @@
  * service-worker bundle, where nested array literals cost about twice the bytes.
  */
 import { DETECT_BEHAVIOR_LAYOUT, NAT_HOLE_LAYOUTS, PORTS_RANGE_LAYOUT } from './nat-hole-schema.js'
+import { NEW_PROXY_LAYOUT } from './new-proxy-schema.js'
+import { UDP_ADDR_LAYOUT, VISITOR_LAYOUTS } from './visitor-schema.js'
 import type { MessageType } from './types.js'
 
 /**
@@ -61,13 +63,12 @@ function schema(spec: string, nested: Readonly<Record<string, FieldKind>> = {}, 
   return { _fields: fields, _always: always, _byName: byName, _byLowerName: byLowerName }
 }
 
-// net.UDPAddr has no JSON tags: Go writes its exported field names and never omits them.
-const UDP_ADDR = { _object: schema('IP Port:i Zone', {}, true) }
 
 const NESTED: Record<string, FieldKind> = {
   // ClientSpec inside Login (v0.53+).
   C: { _object: schema('type always_auth_pass:b') },
-  U: UDP_ADDR,
+  // net.UDPAddr has no JSON tags: Go writes its exported field names and never omits them.
+  U: { _object: schema(UDP_ADDR_LAYOUT, {}, true) },
   D: { _object: schema(DETECT_BEHAVIOR_LAYOUT, { P: { _array: schema(PORTS_RANGE_LAYOUT) } }) },
 }
 
@@ -76,25 +77,21 @@ const NESTED: Record<string, FieldKind> = {
  * `frp@v0.70.1:pkg/msg/msg.go:22-62`; these bytes are the wire format: never change one), then its
  * fields in frp struct order. Version notes:
  * - Login: client_id v0.67+, client_spec v0.53+. LoginResp: server_udp_port v0.44 … v0.48.
- * - NewProxy: bandwidth_limit(_mode) v0.47+, annotations v0.55+, response_headers v0.58+, allow_users v0.50+.
- * - NewVisitorConn: run_id v0.50+.
- * The NAT hole punching (xtcp) messages are in nat-hole-schema.ts.
+ * The NAT hole punching (xtcp) messages are in nat-hole-schema.ts, the visitor and UDP messages in
+ * visitor-schema.ts, NewProxy's fields in new-proxy-schema.ts (all swapped in browser bundles).
  */
 const LAYOUTS: Readonly<Record<string, string>> = {
   Login: 'o version hostname os arch user privilege_key timestamp:i run_id client_id metas:m client_spec:C pool_count:i',
   LoginResp: '1 version run_id server_udp_port:i error',
-  NewProxy:
-    'p proxy_name proxy_type use_encryption:b use_compression:b bandwidth_limit bandwidth_limit_mode group group_key metas:m annotations:m remote_port:i custom_domains:a subdomain locations:a http_user http_pwd host_header_rewrite headers:m response_headers:m route_by_http_user sk allow_users:a multiplexer',
+  NewProxy: NEW_PROXY_LAYOUT,
   NewProxyResp: '2 proxy_name remote_addr error',
   CloseProxy: 'c proxy_name',
   NewWorkConn: 'w run_id privilege_key timestamp:i',
   ReqWorkConn: 'r',
   StartWorkConn: 's proxy_name src_addr dst_addr src_port:u dst_port:u error',
-  NewVisitorConn: 'v run_id proxy_name sign_key timestamp:i use_encryption:b use_compression:b',
-  NewVisitorConnResp: '3 proxy_name error',
   Ping: 'h privilege_key timestamp:i',
   Pong: '4 error',
-  UDPPacket: 'u c l:U r:U',
+  ...VISITOR_LAYOUTS,
   ...NAT_HOLE_LAYOUTS,
 }
 

@@ -56,7 +56,7 @@ export const YAMUX_DEFAULTS: Omit<ResolvedYamuxOptions, 'client'> = {
 export function resolveYamuxOptions(o: YamuxOptions): ResolvedYamuxOptions {
   const r: ResolvedYamuxOptions = { ...YAMUX_DEFAULTS, client: o.client }
   const problems: string[] = []
-  const take = (k: keyof typeof YAMUX_DEFAULTS, min: number, max: number): void => {
+  const take = (k: keyof typeof YAMUX_DEFAULTS, min: number, max = 0x7fffffff): void => {
     const v = o[k]
     if (v === undefined) return
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -65,14 +65,14 @@ export function resolveYamuxOptions(o: YamuxOptions): ResolvedYamuxOptions {
     }
     r[k] = v
   }
-  take('maxStreamWindow', INITIAL_STREAM_WINDOW, 0x7fffffff)
+  take('maxStreamWindow', INITIAL_STREAM_WINDOW)
   take('sessionReceiveBudget', 0, Number.MAX_SAFE_INTEGER)
-  take('maxStreams', 1, 0x7fffffff)
-  take('acceptBacklog', 1, 0x7fffffff)
-  take('keepAliveInterval', 0, 0x7fffffff)
-  take('pingTimeout', 1, 0x7fffffff)
-  take('writeHighWaterMark', 1, 0x7fffffff)
-  take('sessionWriteHighWaterMark', 1, 0x7fffffff)
+  take('maxStreams', 1)
+  take('acceptBacklog', 1)
+  take('keepAliveInterval', 0)
+  take('pingTimeout', 1)
+  take('writeHighWaterMark', 1)
+  take('sessionWriteHighWaterMark', 1)
   take('maxSendFrame', 1, 16 * 1024 * 1024)
   if (problems.length > 0) throw new WsfrpError('ERR_CONFIG', `invalid yamux options: ${problems.join('; ')}`)
   return r

@@ -50,7 +50,7 @@ export const FrameDecoder = function (handler: FrameHandler, maxDataLength: numb
       // 0x16 starts a TLS ClientHello, 0x17 is frp's custom TLS marker: frpc ≥ 0.50 turns inner TLS on
       // by default (transport.tls.enable), which this side does not speak (frp-wire-protocol.md §3).
       if (firstHeader && (version === 0x16 || version === 0x17)) {
-        fail('the peer speaks TLS inside the WebSocket: set transport.tls.enable = false in frpc (wss:// encrypts)')
+        fail('the peer speaks TLS inside the WebSocket: set transport.tls.enable = false in frpc')
       }
       fail(`unsupported yamux version ${version}`)
     }

@@ -106,7 +106,7 @@ export const YamuxSession = function (transport: BatchingConn, options: YamuxOpt
       decoder.push(chunk)
     } catch (err) {
       if (err instanceof WsfrpError && err.code === 'ERR_MUX_PROTOCOL') protocolError(err)
-      else protocolError(new WsfrpError('ERR_MUX_PROTOCOL', `internal error while decoding: ${String(err)}`, { cause: err }), GoAwayCode.InternalError)
+      else protocolError(new WsfrpError('ERR_MUX_PROTOCOL', `decoder failed: ${String(err)}`, { cause: err }), GoAwayCode.InternalError)
     }
   }
 

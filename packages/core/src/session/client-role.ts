@@ -234,7 +234,7 @@ export const FrpClientRole = function (transport: Conn, opts: ClientRoleOptions)
       if (resp.type !== 'LoginResp' || resp.error) {
         conn.destroy()
         role.close()
-        if (resp.type !== 'LoginResp') throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: the server answered ${resp.type} instead of LoginResp`)
+        if (resp.type !== 'LoginResp') throw new WsfrpError('ERR_LOGIN_FAILED', `login failed: got ${resp.type}, not LoginResp`)
         const code = resp.error === TOKEN_MISMATCH || /token|auth/i.test(resp.error!) ? 'ERR_AUTH' : 'ERR_LOGIN_FAILED'
         throw new WsfrpError(code, resp.error!)
       }

@@ -8,9 +8,10 @@ import type { MessageCodecOptions } from '../msg/codec.js'
 export function readMessageWithin(conn: Conn, ms: number, what: string, codec?: MessageCodecOptions): Promise<ReadMessageResult> {
   if (ms <= 0) return readMessage(conn, codec)
   let timedOut = false
+  const timeout = (o?: { cause?: unknown }): WsfrpError => new WsfrpError('ERR_TIMEOUT', `${what}: no message within ${ms} ms`, o)
   const timer = setTimer(() => {
     timedOut = true
-    conn.destroy(new WsfrpError('ERR_TIMEOUT', `${what}: no message within ${ms} ms`))
+    conn.destroy(timeout())
   }, ms)
   return readMessage(conn, codec).then(
     (r) => {
@@ -19,7 +20,7 @@ export function readMessageWithin(conn: Conn, ms: number, what: string, codec?: 
     },
     (err: unknown) => {
       clearTimer(timer)
-      if (timedOut) throw new WsfrpError('ERR_TIMEOUT', `${what}: no message within ${ms} ms`, { cause: err })
+      if (timedOut) throw timeout({ cause: err })
       throw err
     },
   )
