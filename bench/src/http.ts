@@ -1,7 +1,8 @@
 /**
  * HTTP vhost benchmark (issue: HTTP virtual hosts): wrk -t2 -c50 -d10s against a local Node HTTP
  * service directly, then through wsfrps's vhost and a wsfrpc http proxy (separate processes), in
- * one run. wrk comes from Debian; it is installed here when missing (root) or the bench says how.
+ * one run: a 3-second warm-up each, then 3 rounds alternating direct and tunnel (medians; BENCH_ROUNDS).
+ * wrk comes from Debian; it is installed here when missing (root) or the bench says how.
  *
  * Last line: `http: rps-ratio R p50-ms N p99-ms N` (latencies through the tunnel).
  */
@@ -13,9 +14,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCli } from '../../e2e/src/process.js'
-import { fmt, status } from './util.js'
+import { fmt, median, status } from './util.js'
 
 const DURATION = process.env.BENCH_HTTP_SECONDS ?? '10'
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const execFileP = promisify(execFile)
 
 function ensureWrk(): void {
@@ -35,8 +37,8 @@ interface WrkResult {
 }
 
 /** Runs wrk with latency percentiles and parses its report (async: the service lives in this process). */
-async function wrk(url: string, host?: string): Promise<WrkResult> {
-  const args = ['-t2', '-c50', `-d${DURATION}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url]
+async function wrk(url: string, host?: string, seconds = DURATION): Promise<WrkResult> {
+  const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url]
   const { stdout: out } = await execFileP('wrk', args, { encoding: 'utf8' })
   const ms = (re: RegExp): number => {
     const m = re.exec(out)
@@ -76,15 +78,32 @@ async function main(): Promise<void> {
   const client = startCli('client', ['-c', join(dir, 'client.toml')], { dist: true })
   await client.waitForLine(/\[web\] http proxy running/)
   try {
-    status(`wrk -t2 -c50 -d${DURATION}s direct`)
-    const direct = await wrk(`http://127.0.0.1:${appPort}/`)
-    status(`wrk -t2 -c50 -d${DURATION}s through wsfrps + wsfrpc`)
-    const tunnel = await wrk(`http://127.0.0.1:${serverPort}/`, 'bench.test')
-    console.log(`direct  ${fmt(direct.rps, 0)} req/s  p50 ${fmt(direct.p50)} ms  p99 ${fmt(direct.p99)} ms  errors ${direct.errors}`)
-    console.log(`tunnel  ${fmt(tunnel.rps, 0)} req/s  p50 ${fmt(tunnel.p50)} ms  p99 ${fmt(tunnel.p99)} ms  errors ${tunnel.errors}`)
+    // Warm-up: the first seconds through the tunnel include JIT tier-up and opening the 50 work
+    // streams, which are not the steady state the figures describe.
+    status('warm-up: wrk -d3s direct and through the tunnel')
+    await wrk(`http://127.0.0.1:${appPort}/`, undefined, '3')
+    await wrk(`http://127.0.0.1:${serverPort}/`, 'bench.test', '3')
+    // Rounds alternate direct and tunnel; the ratio is per round and the figures are medians, since
+    // one 10-second p99 on a shared 2-core machine moves by ±25 % from run to run.
+    const directs: WrkResult[] = []
+    const tunnels: WrkResult[] = []
+    for (let r = 0; r < ROUNDS; r++) {
+      status(`round ${r + 1}/${ROUNDS}: wrk -t2 -c50 -d${DURATION}s direct`)
+      const direct = await wrk(`http://127.0.0.1:${appPort}/`)
+      status(`round ${r + 1}/${ROUNDS}: wrk -t2 -c50 -d${DURATION}s through wsfrps + wsfrpc`)
+      const tunnel = await wrk(`http://127.0.0.1:${serverPort}/`, 'bench.test')
+      console.log(`round ${r + 1}: direct ${fmt(direct.rps, 0)} req/s p99 ${fmt(direct.p99)} ms | tunnel ${fmt(tunnel.rps, 0)} req/s p50 ${fmt(tunnel.p50)} ms p99 ${fmt(tunnel.p99)} ms`)
+      if (tunnel.errors > 0) throw new Error(`${tunnel.errors} errors through the tunnel`)
+      directs.push(direct)
+      tunnels.push(tunnel)
+    }
+    const ratio = median(tunnels.map((t, i) => t.rps / directs[i]!.rps))
+    const p50 = median(tunnels.map((t) => t.p50))
+    const p99 = median(tunnels.map((t) => t.p99))
+    console.log(`direct  ${fmt(median(directs.map((d) => d.rps)), 0)} req/s  p50 ${fmt(median(directs.map((d) => d.p50)))} ms  p99 ${fmt(median(directs.map((d) => d.p99)))} ms (medians of ${ROUNDS})`)
+    console.log(`tunnel  ${fmt(median(tunnels.map((t) => t.rps)), 0)} req/s  p50 ${fmt(p50)} ms  p99 ${fmt(p99)} ms (medians of ${ROUNDS})`)
     console.log(`peak RSS: wsfrps ${fmt(server.peakRssMiB(), 1)} MiB, wsfrpc ${fmt(client.peakRssMiB(), 1)} MiB`)
-    if (tunnel.errors > 0) throw new Error(`${tunnel.errors} errors through the tunnel`)
-    console.log(`http: rps-ratio ${fmt(tunnel.rps / direct.rps)} p50-ms ${fmt(tunnel.p50)} p99-ms ${fmt(tunnel.p99)}`)
+    console.log(`http: rps-ratio ${fmt(ratio)} p50-ms ${fmt(p50)} p99-ms ${fmt(p99)}`)
   } finally {
     await client.stop()
     await server.stop()
