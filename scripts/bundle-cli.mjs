@@ -21,7 +21,6 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-
 const targets = [
   { pkg: 'packages/server', entry: 'dist/cli.js', name: 'wsfrps' },
   { pkg: 'packages/client-node', entry: 'dist/cli.js', name: 'wsfrpc' },

@@ -12,19 +12,19 @@ import { runInNewContext } from 'node:vm'
  * fragmented heap afterwards. Measured on the tunnel bench: idle 48–61 MiB, peak 110–137 MiB.
  *
  * The pacer runs a young-generation collection (a scavenge, typically 0.2–1 ms with our small
- * heaps) after every `everyBytes` of transport reads, so dead read buffers are returned long before
- * V8's own trigger. At 300 MiB/s and the default 4 MiB that is ~75 scavenges a second, a few per cent
+ * heaps) after every `everyBytes` of transport traffic (reads, and WebSocket messages sent), so
+ * dead buffers are returned long before V8's own trigger. At 300 MiB/s and the default 4 MiB that is ~75 scavenges a second, a few per cent
  * of one core. Only young collections are forced: a forced full collection is one stop-the-world
  * pause (V8's own are incremental), which showed up in request latency; the old generation is kept
- * small by the bins' --heap-growing-percent instead. Enabled by the wsfrps and wsfrpc command lines; a library user decides for their
- * own process (`enableGcPacer()`), since the collector is process-wide.
+ * small by the bins' --heap-growing-percent instead. Enabled by the wsfrps and wsfrpc command
+ * lines; a library user decides for their own process (`enableGcPacer()`), since the collector is
+ * process-wide.
  */
 
-/** Default transport bytes between two paced collections (docs/LIMITS.md `gcPaceBytes`). */
+/** Default transport bytes between two paced collections (docs/LIMITS.md `WSFRP_GC_PACE_MIB`). */
 export const DEFAULT_GC_PACE_BYTES = 4 * 1024 * 1024
 
 type GcFn = (opts?: { type?: 'minor' | 'major' }) => void
-
 
 let gc: GcFn | undefined
 let every = DEFAULT_GC_PACE_BYTES
