@@ -16,7 +16,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import * as http from 'node:http'
 import { isIP } from 'node:net'
-import { WsfrpError, noopLogger, type Logger, type WebServerConfig } from '@wsfrp/core'
+import { LoginThrottle, WsfrpError, noopLogger, type Logger, type WebServerConfig } from '@wsfrp/core'
+import { isLoopbackAddress } from '@wsfrp/node'
 import type { ProxyState, WsfrpClient } from './client.js'
 import type { ReloadResult } from './reload.js'
 
@@ -76,6 +77,9 @@ export function adminStatus(client: Pick<WsfrpClient, 'status'>): AdminStatus {
   return out
 }
 
+/** Failed admin API sign-ins one address may make in a burst; they are forgiven at this many a minute. */
+export const ADMIN_SIGN_IN_FAILURES = 5
+
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
 
 /** True when `authorization` is Basic with exactly `user` and `password` (constant time). */
@@ -90,18 +94,7 @@ function basicMatches(authorization: string | undefined, user: Buffer, password:
 }
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback; `0.0.0.0` and `::` (every interface) are not. */
-export function isLoopback(addr: string): boolean {
-  let a = addr.startsWith('[') && addr.endsWith(']') ? addr.slice(1, -1) : addr
-  if (a.toLowerCase().startsWith('::ffff:') && isIP(a.slice(7)) === 4) a = a.slice(7)
-  if (isIP(a) === 4) return a.startsWith('127.')
-  if (isIP(a) !== 6) return false
-  try {
-    // The URL parser writes IPv6 in its canonical short form: every spelling of ::1 becomes [::1].
-    return new URL(`http://[${a}]/`).hostname === '[::1]'
-  } catch {
-    return false
-  }
-}
+export const isLoopback = isLoopbackAddress
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? `${body}\n` : `${JSON.stringify(body)}\n`
@@ -140,13 +133,27 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   if (!withAuth && isIP(addr) !== 0 && !isLoopback(addr)) throw refuse(addr)
   const userHash = sha256(user)
   const passwordHash = sha256(password)
+  /** Failed sign-ins per address: ADMIN_SIGN_IN_FAILURES per minute, then 429 (docs/LIMITS.md). */
+  const signIns = new LoginThrottle({ maxFailures: ADMIN_SIGN_IN_FAILURES, windowMs: 60_000 })
   // One reload at a time, in the order asked (SIGHUP and the API share the CLI's queue through `reload`).
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/healthz') return send(req, res, 200, 'ok')
-    if (withAuth && !basicMatches(req.headers.authorization, userHash, passwordHash)) {
-      req.resume()
-      return send(req, res, 401, { error: 'authentication required' }, { 'WWW-Authenticate': 'Basic realm="wsfrpc admin", charset="UTF-8"' })
+    if (withAuth) {
+      const authorization = req.headers.authorization
+      const peer = req.socket.remoteAddress ?? 'unknown'
+      // Only requests that present credentials count, and a throttled address is answered before
+      // its credentials are checked, so guessing gets nowhere (as for the dashboard of wsfrps).
+      const wait = authorization === undefined ? 0 : signIns.retryAfterMs(peer)
+      if (wait > 0) {
+        req.resume()
+        return send(req, res, 429, { error: 'too many failed sign-ins, retry later' }, { 'Retry-After': String(Math.ceil(wait / 1000)) })
+      }
+      if (!basicMatches(authorization, userHash, passwordHash)) {
+        if (authorization !== undefined) signIns.failed(peer)
+        req.resume()
+        return send(req, res, 401, { error: 'authentication required' }, { 'WWW-Authenticate': 'Basic realm="wsfrpc admin", charset="UTF-8"' })
+      }
     }
     const method = req.method ?? 'GET'
     if (path === '/api/status') {

@@ -12,7 +12,7 @@ test('throttleKey: the IP without its port; IPv6 by /64', T, () => {
   assert.equal(throttleKey('2001:0db8:0001:0002:ffff:0:0:1'), '2001:db8:1:2::/64')
   assert.equal(throttleKey('::1'), '0:0:0:0::/64')
   assert.equal(throttleKey('fe80::1%eth0'), 'fe80:0:0:0::/64')
-  assert.equal(throttleKey('::ffff:10.1.2.3'), '0:0:0:0::/64')
+  assert.equal(throttleKey('::ffff:10.1.2.3'), '10.1.2.3') // a dual-stack listener's IPv4 peer
   assert.equal(throttleKey('not an address'), 'not an address')
 })
 

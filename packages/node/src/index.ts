@@ -23,3 +23,4 @@ export { loadServerConfigFile, loadClientConfigFile, parseServerConfigText, pars
 export { connDuplex, ConnDuplex, type ConnDuplexOptions } from './conn-duplex.js'
 export { createLogger, loggerFromConfig, isLogLevel, type NodeLogger, type LoggerOptions } from './logger.js'
 export { enableGcPacer, gcPaceFromEnv, noteReadBytes, DEFAULT_GC_PACE_BYTES } from './gc-pacer.js'
+export { isLoopbackAddress } from './address.js'

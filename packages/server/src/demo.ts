@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises'
 import type * as http from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { AuthUser, ControlHandle, FrpServerRole, Logger, ServerConfig } from '@wsfrp/core'
+import { plainAddress, type AuthUser, type ControlHandle, type FrpServerRole, type Logger, type ServerConfig } from '@wsfrp/core'
 import { safeHost } from './landing.js'
 import type { Tenants } from './tenants.js'
 
@@ -95,7 +95,7 @@ function pathOf(url: string | undefined): string {
 
 function plainIp(addr: string | undefined): string {
   if (addr === undefined) return 'unknown'
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr
+  return plainAddress(addr)
 }
 
 /** The demo page: markup only; the script (`demo.js`) fills in #status, #url, #requests, #expires, #log. */

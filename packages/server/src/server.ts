@@ -14,6 +14,7 @@ import {
   FrpServerRole,
   LoginThrottle,
   WsfrpError,
+  plainAddress,
   serverWsPaths,
   validateServerConfig,
   type ControlHandle,
@@ -152,7 +153,7 @@ export function normalizeConfigInput(config: ServerConfigInput): ServerConfigInp
 
 function plainIp(addr: string | undefined): string {
   if (addr === undefined) return 'unknown'
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr
+  return plainAddress(addr)
 }
 
 /** The path of a request target, without the query. */

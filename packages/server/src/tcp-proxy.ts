@@ -4,7 +4,7 @@
  * (frp-wire-protocol.md §10.1).
  */
 import * as net from 'node:net'
-import { isPortAllowed, isWsfrpError, noopLogger, pipe, type Conn, type ControlHandle, type Logger, type NewProxy, type PortRange } from '@wsfrp/core'
+import { isPortAllowed, isWsfrpError, noopLogger, pipe, plainAddress, type Conn, type ControlHandle, type Logger, type NewProxy, type PortRange } from '@wsfrp/core'
 import { socketConn } from '@wsfrp/node'
 
 /** What the server reports about a tcp proxy when it opens and closes. */
@@ -103,7 +103,7 @@ function intersectRanges(a: readonly PortRange[], b: readonly PortRange[]): Port
 /** Go prints IPv4-mapped IPv6 addresses as plain IPv4; do the same in StartWorkConn. */
 function plainIp(addr: string | undefined): string {
   if (addr === undefined) return ''
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr
+  return plainAddress(addr)
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 /** Options of {@link LoginThrottle}. */
+import { plainAddress } from '../address.js'
 export interface LoginThrottleOptions {
   /** Failed logins one address may have in a burst (the bucket size). 0 turns the throttle off. Default 5. */
   maxFailures?: number
@@ -39,6 +40,7 @@ export function throttleKey(remoteAddress: string): string {
   const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(ip)
   if (bracket !== null) ip = bracket[1]!
   else if (/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(ip)) ip = ip.slice(0, ip.lastIndexOf(':'))
+  ip = plainAddress(ip)
   if (!ip.includes(':')) return ip
   const full = expandV6(ip)
   return full === undefined ? ip : `${full.slice(0, 4).join(':')}::/64`

@@ -13,6 +13,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
+import { isLoopbackAddress } from '@wsfrp/node'
 
 /** How one listener serves the observe surfaces. */
 export type Exposure =
@@ -45,21 +46,7 @@ export function decideExposure(input: ExposureInput): Exposure {
   }
 }
 
-/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. `0.0.0.0` and `::` (every interface) are not. */
-export function isLoopbackAddress(addr: string): boolean {
-  let a = addr.startsWith('[') && addr.endsWith(']') ? addr.slice(1, -1) : addr
-  if (a.toLowerCase().startsWith('::ffff:') && isIP(a.slice(7)) === 4) a = a.slice(7)
-  const v = isIP(a)
-  if (v === 4) return a.startsWith('127.')
-  if (v !== 6) return false
-  try {
-    // The URL parser writes IPv6 in its canonical short form: every spelling of ::1 becomes [::1].
-    const h = new URL(`http://[${a}]/`).hostname
-    return h === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(h) // ::1, or 127.x.y.z mapped
-  } catch {
-    return false // e.g. a zone id (fe80::1%eth0): not loopback anyway
-  }
-}
+export { isLoopbackAddress }
 
 /** True for `localhost`, `*.localhost` (RFC 6761) and loopback addresses, with or without a port. */
 export function isLoopbackHost(host: string): boolean {

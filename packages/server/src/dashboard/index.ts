@@ -341,13 +341,9 @@ export class Dashboard {
   }
 }
 
-/**
- * The throttle's key for a request: the peer's IP, an IPv4-mapped one as plain IPv4 (throttleKey
- * would otherwise put every IPv4 peer of a dual-stack listener into the one ::ffff /64 bucket).
- */
+/** The throttle's key for a request: the peer's IP (throttleKey maps IPv4-mapped ones to IPv4). */
 function throttleAddress(req: http.IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? 'unknown'
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+  return req.socket.remoteAddress ?? 'unknown'
 }
 
 function etag(body: string): string {

@@ -1,5 +1,5 @@
 import * as net from 'node:net'
-import { WsfrpError } from '@wsfrp/core'
+import { WsfrpError, plainAddress } from '@wsfrp/core'
 
 /**
  * Peers whose `X-Forwarded-*`, `X-Real-IP` and `Forwarded` headers are believed: loopback only, so
@@ -14,8 +14,7 @@ export function normalizeIp(addr: string | undefined): string {
   let a = addr.trim()
   const zone = a.indexOf('%')
   if (zone >= 0) a = a.slice(0, zone)
-  if (a.length > 7 && a.slice(0, 7).toLowerCase() === '::ffff:' && net.isIPv4(a.slice(7))) return a.slice(7)
-  return a
+  return plainAddress(a)
 }
 
 /** Addresses whose answer {@link TrustedProxies.has} remembers. */
