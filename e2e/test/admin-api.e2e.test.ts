@@ -6,28 +6,17 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import * as http from 'node:http'
-import * as net from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { startCli } from '../src/process.js'
 import { Harness, clientToml, dial, echoOn, portIsFree, proxyUp, roundTrip, tcpProxy, until } from '../src/harness.js'
 import { startEchoServer } from '../src/services.js'
+// The admin port has to be written into the file before wsfrpc starts (`wsfrpc reload -c FILE`
+// reads it from there), so port 0 cannot be used for it.
+import { freePort } from '../src/nginx.js'
 
 const h = new Harness()
 after(() => h.cleanup())
-
-/**
- * A port that was free a moment ago. The admin port has to be written into the file before wsfrpc
- * starts (`wsfrpc reload -c FILE` reads it from there), so port 0 cannot be used for it.
- */
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const { port } = s.address() as net.AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
 
 function get(port: number, path: string, auth?: string, method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

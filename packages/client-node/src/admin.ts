@@ -93,8 +93,6 @@ function basicMatches(authorization: string | undefined, user: Buffer, password:
   return colon >= 0 && userOk && passwordOk
 }
 
-/** 127.0.0.0/8, ::1 and IPv4-mapped loopback; `0.0.0.0` and `::` (every interface) are not. */
-export const isLoopback = isLoopbackAddress
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? `${body}\n` : `${JSON.stringify(body)}\n`
@@ -130,7 +128,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const refuse = (bound: string): WsfrpError =>
     new WsfrpError('ERR_CONFIG', `the admin API on ${bound}:${port} would be public without a password: set webServer.user and webServer.password, or bind webServer.addr to 127.0.0.1`)
   // An address literal is judged before binding, so a refused public listener never exists.
-  if (!withAuth && isIP(addr) !== 0 && !isLoopback(addr)) throw refuse(addr)
+  if (!withAuth && isIP(addr) !== 0 && !isLoopbackAddress(addr)) throw refuse(addr)
   const userHash = sha256(user)
   const passwordHash = sha256(password)
   /** Failed sign-ins per address: ADMIN_SIGN_IN_FAILURES per minute, then 429 (docs/LIMITS.md). */
@@ -197,7 +195,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const a = server.address()
   const address = typeof a === 'object' && a !== null ? { address: a.address, port: a.port } : { address: addr, port }
   // Decided again on the address really bound (webServer.addr may be a host name).
-  if (!withAuth && !isLoopback(address.address)) {
+  if (!withAuth && !isLoopbackAddress(address.address)) {
     await new Promise<void>((resolve) => server.close(() => resolve()))
     throw refuse(address.address)
   }

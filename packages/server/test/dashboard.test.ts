@@ -10,7 +10,7 @@ import { isWsfrpError } from '@wsfrp/core'
 import { createServer } from '@wsfrp/server'
 import { BasicAuth, decideExposure, isLoopbackAddress, isLoopbackHost } from '../src/dashboard/index.js'
 import { DASHBOARD_SCRIPT } from '../src/dashboard/ui-bundle.js'
-import { TOKEN, connectClient, echoServer, memoryLogger, startServer } from './support/helpers.js'
+import { TOKEN, connectClient, echoServer, freePort, memoryLogger, startServer } from './support/helpers.js'
 import { basic, getJson, request, scrape } from './dashboard-support.js'
 
 test('the page loads as HTML with a strict CSP and its script is served', { timeout: 10_000 }, async () => {
@@ -367,14 +367,6 @@ test('another prefix can be chosen; a bad one is refused', { timeout: 10_000 }, 
   }
 })
 
-/** A port that was free a moment ago (the OS picked it); the dashboard listener needs a fixed number. */
-async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 test('webServer.port other than bindPort: a listener of its own on webServer.addr, at / and under the prefix', { timeout: 10_000 }, async () => {
   const webPort = await freePort()

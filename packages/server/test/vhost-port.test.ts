@@ -12,19 +12,11 @@ import { dialWs } from '@wsfrp/node'
 import { createServer, type ServerConfigInput, type WsfrpServer } from '@wsfrp/server'
 import { ERROR_HEADER } from '../src/vhost/index.js'
 import { getJson, request as get } from './dashboard-support.js'
-import { connectClient, memoryLogger, startServer } from './support/helpers.js'
+import { connectClient, freePort, memoryLogger, startServer } from './support/helpers.js'
 import { closeServer, describeHandler, localService, request } from './vhost-support.js'
 
 const T = { timeout: 20_000 }
 
-/** A port that was free a moment ago (the OS picked it); the caller retries if it is taken since. */
-async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 /**
  * Starts a server whose `vhostHTTPPort` (and `bindPort`, with `fixedBindPort`) are free ports. A

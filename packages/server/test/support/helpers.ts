@@ -168,3 +168,15 @@ export function fakeControl(runId: string, startWorkConn: (name: string, info: O
     close() {},
   }
 }
+
+/**
+ * A port that was free a moment ago (the OS picked it, then it was closed), for listeners that need
+ * a fixed number (a dashboard or vhost port of their own); the caller retries if it is taken since.
+ */
+export async function freePort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const { port } = s.address() as net.AddressInfo
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
